@@ -1,0 +1,3 @@
+"""EdgeTutor: an offline clinical case-player."""
+
+__version__ = "0.1.0"

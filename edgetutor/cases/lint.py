@@ -1,0 +1,182 @@
+"""`edgetutor pack lint`: every problem in a pack's sources, with file, field path and line.
+
+Schema errors come from pydantic; the rules here are the ones a schema cannot express:
+references between parts of a case, duplicates, and answer leaks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import CaseFormatError
+from .loader import Problem, line_of, parse_yaml_rt, to_plain, validation_problems
+from .packmeta import PackMeta
+from .schema import Case
+
+CASES_DIR = "cases"
+
+
+def norm(text: str) -> str:
+    """Lower case, punctuation to spaces, single spaces: how phrases are compared."""
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def _contains_phrase(text: str, phrase: str) -> bool:
+    return f" {phrase} " in f" {text} "
+
+
+def lint_case_text(text: str, filename: str) -> tuple[Case | None, list[Problem]]:
+    """Parse and check one case file. Returns the case (None if it does not validate) and problems."""
+    try:
+        root = parse_yaml_rt(text, filename)
+    except CaseFormatError as err:
+        line_match = re.match(r"^.*?:(\d+):", str(err))
+        line = int(line_match.group(1)) if line_match else None
+        return None, [Problem(filename, line, "", str(err).split(": ", 2)[-1])]
+    if not isinstance(root, dict):
+        return None, [Problem(filename, 1, "", "a case file must be a YAML mapping")]
+    try:
+        case = Case.model_validate(to_plain(root))
+    except ValidationError as err:
+        return None, validation_problems(err, root, filename)
+    return case, list(_case_rules(case, root, filename))
+
+
+def _case_rules(case: Case, root: Any, filename: str) -> Iterator[Problem]:
+    def problem(loc: tuple[Any, ...], message: str, severity: str = "error") -> Problem:
+        path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+        return Problem(filename, line_of(root, loc), path, message, severity)
+
+    # Duplicated ids and codes: scores and rubrics refer to them, so each must be unique.
+    for section, key in (
+        ("facts", "id"),
+        ("examination", "code"),
+        ("investigations", "code"),
+        ("management", "id"),
+    ):
+        seen: dict[str, int] = {}
+        for i, item in enumerate(getattr(case, section)):
+            value = getattr(item, key)
+            if value in seen:
+                yield problem((section, i, key), f"duplicate {key} {value!r} (first at [{seen[value]}])")
+            else:
+                seen[value] = i
+    for section in ("items", "critical_errors"):
+        seen = {}
+        for i, item in enumerate(getattr(case.rubric, section)):
+            if item.id in seen:
+                yield problem(("rubric", section, i, "id"), f"duplicate id {item.id!r}")
+            seen[item.id] = i
+
+    # Aliases must name one exam / one test only, or `examine X` would be ambiguous.
+    for section in ("examination", "investigations"):
+        owner: dict[str, str] = {}
+        for i, item in enumerate(getattr(case, section)):
+            for j, alias in enumerate([item.name, *item.aliases]):
+                key = norm(alias)
+                if key in owner and owner[key] != item.code:
+                    loc = (section, i, "aliases", j - 1) if j else (section, i, "name")
+                    yield problem(loc, f"{alias!r} also names {owner[key]!r}")
+                owner.setdefault(key, item.code)
+
+    facts = {f.id for f in case.facts}
+    exams = {e.code for e in case.examination} | {"vitals"}
+    tests = {t.code for t in case.investigations}
+    actions = {a.id for a in case.management}
+    known = {"fact": facts, "exam": exams, "test": tests, "management": actions}
+    for i, item in enumerate(case.rubric.items):
+        kind, ref = item.target
+        if kind in known and ref not in known[kind]:
+            yield problem(("rubric", "items", i, kind), f"unknown {kind} {ref!r}")
+        if kind == "diagnosis" and ref == "differentials" and not case.diagnosis.differentials:
+            yield problem(("rubric", "items", i, kind), "points at differentials but the case lists none")
+    items = {it.id for it in case.rubric.items}
+    for i, ce in enumerate(case.rubric.critical_errors):
+        if ce.item and ce.item not in items:
+            yield problem(("rubric", "critical_errors", i, "item"), f"unknown rubric item {ce.item!r}")
+    for i, st in enumerate(case.rubric.stewardship):
+        if st.test not in tests:
+            yield problem(("rubric", "stewardship", i, "test"), f"unknown test {st.test!r}")
+
+    if not case.management and not case.management_note:
+        yield problem(("management",), "no management actions: add some, or say why in management_note")
+
+    # The patient must never be led to the answer: a diagnosis name used as a keyword means
+    # "is it malaria?" retrieves a fact and the patient seems to confirm it.
+    diagnosis_names = [case.diagnosis.primary.name, *case.diagnosis.primary.synonyms]
+    for d in case.diagnosis.differentials:
+        diagnosis_names += [d.name, *d.synonyms]
+    dx = {norm(n): n for n in diagnosis_names}
+    for i, fact in enumerate(case.facts):
+        for j, kw in enumerate(fact.keywords):
+            if norm(kw) in dx:
+                yield problem(
+                    ("facts", i, "keywords", j), f"keyword {kw!r} is also a diagnosis name ({dx[norm(kw)]!r})"
+                )
+    primary = [norm(n) for n in [case.diagnosis.primary.name, *case.diagnosis.primary.synonyms]]
+    spoken = [(("patient", "opening_statement"), case.patient.opening_statement)]
+    spoken += [(("patient", "unknown_answer"), case.patient.unknown_answer)]
+    spoken += [(("patient", "persona", k), v) for k, v in case.patient.persona.model_dump().items()]
+    spoken += [(("facts", i, "answer"), f.answer) for i, f in enumerate(case.facts)]
+    for loc, text in spoken:
+        said = norm(text)
+        for name in primary:
+            if name and _contains_phrase(said, name):
+                yield problem(loc, f"the patient names the diagnosis ({name!r})", "warning")
+
+    # Warnings: things that are allowed but usually a slip.
+    in_rubric = {it.fact for it in case.rubric.items if it.fact}
+    for i, fact in enumerate(case.facts):
+        if fact.critical and fact.id not in in_rubric:
+            yield problem(("facts", i, "critical"), f"critical fact {fact.id!r} is not in the rubric", "warning")
+    for i, test in enumerate(case.investigations):
+        if not test.available and not test.unavailable_note:
+            yield problem(
+                ("investigations", i, "available"), "unavailable test without unavailable_note", "warning"
+            )
+    if not any(it.diagnosis for it in case.rubric.items):
+        yield problem(("rubric", "items"), "no rubric item scores the diagnosis", "warning")
+
+
+def lint_source(src: Path) -> tuple[list[Case], list[Problem]]:
+    """Check a pack source folder (`pack.yaml` + `cases/*.yaml`). Returns valid cases and problems."""
+    problems: list[Problem] = []
+    meta_path = src / "pack.yaml"
+    if not meta_path.is_file():
+        return [], [Problem(str(meta_path), None, "", "missing pack.yaml (id, version, title...)")]
+    text = meta_path.read_text(encoding="utf-8")
+    try:
+        root = parse_yaml_rt(text, str(meta_path))
+        PackMeta.model_validate(to_plain(root))
+    except CaseFormatError as err:
+        problems.append(Problem(str(meta_path), None, "", str(err)))
+    except ValidationError as err:
+        problems += validation_problems(err, root, str(meta_path))
+
+    case_files = sorted((src / CASES_DIR).glob("*.yaml")) if (src / CASES_DIR).is_dir() else []
+    if not case_files:
+        problems.append(Problem(str(src / CASES_DIR), None, "", "no case files (cases/*.yaml)"))
+    cases: list[Case] = []
+    ids: dict[str, str] = {}
+    for path in case_files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(Problem(str(path), None, "", f"cannot read: {err}"))
+            continue
+        case, found = lint_case_text(text, str(path))
+        problems += found
+        if case is None:
+            continue
+        if case.id in ids:
+            problems.append(Problem(str(path), 1, "id", f"duplicate case id {case.id!r} (also in {ids[case.id]})"))
+        ids.setdefault(case.id, str(path))
+        if path.stem != case.id:
+            problems.append(Problem(str(path), 1, "id", f"file name should be {case.id}.yaml"))
+        cases.append(case)
+    return cases, problems

@@ -1,0 +1,1 @@
+"""Case packs: building, signing, verifying and installing."""
