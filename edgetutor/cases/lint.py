@@ -119,21 +119,25 @@ def _case_rules(case: Case, root: Any, filename: str) -> Iterator[Problem]:
                     ("facts", i, "keywords", j), f"keyword {kw!r} is also a diagnosis name ({dx[norm(kw)]!r})"
                 )
     primary = [norm(n) for n in [case.diagnosis.primary.name, *case.diagnosis.primary.synonyms]]
-    spoken = [(("patient", "opening_statement"), case.patient.opening_statement)]
+    spoken: list[tuple[tuple[Any, ...], str]] = [
+        (("patient", "opening_statement"), case.patient.opening_statement)
+    ]
     spoken += [(("patient", "unknown_answer"), case.patient.unknown_answer)]
     spoken += [(("patient", "persona", k), v) for k, v in case.patient.persona.model_dump().items()]
     spoken += [(("facts", i, "answer"), f.answer) for i, f in enumerate(case.facts)]
-    for loc, text in spoken:
+    for where, text in spoken:
         said = norm(text)
         for name in primary:
             if name and _contains_phrase(said, name):
-                yield problem(loc, f"the patient names the diagnosis ({name!r})", "warning")
+                yield problem(where, f"the patient names the diagnosis ({name!r})", "warning")
 
     # Warnings: things that are allowed but usually a slip.
     in_rubric = {it.fact for it in case.rubric.items if it.fact}
     for i, fact in enumerate(case.facts):
         if fact.critical and fact.id not in in_rubric:
-            yield problem(("facts", i, "critical"), f"critical fact {fact.id!r} is not in the rubric", "warning")
+            yield problem(
+                ("facts", i, "critical"), f"critical fact {fact.id!r} is not in the rubric", "warning"
+            )
     for i, test in enumerate(case.investigations):
         if not test.available and not test.unavailable_note:
             yield problem(
@@ -174,7 +178,9 @@ def lint_source(src: Path) -> tuple[list[Case], list[Problem]]:
         if case is None:
             continue
         if case.id in ids:
-            problems.append(Problem(str(path), 1, "id", f"duplicate case id {case.id!r} (also in {ids[case.id]})"))
+            problems.append(
+                Problem(str(path), 1, "id", f"duplicate case id {case.id!r} (also in {ids[case.id]})")
+            )
         ids.setdefault(case.id, str(path))
         if path.stem != case.id:
             problems.append(Problem(str(path), 1, "id", f"file name should be {case.id}.yaml"))

@@ -9,7 +9,7 @@ can report every problem at once with a line number.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -31,18 +31,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Difficulty(str, Enum):
+class Difficulty(StrEnum):
     beginner = "beginner"
     intermediate = "intermediate"
     advanced = "advanced"
 
 
-class Sex(str, Enum):
+class Sex(StrEnum):
     female = "female"
     male = "male"
 
 
-class Disclosure(str, Enum):
+class Disclosure(StrEnum):
     # Said unprompted: in the opening statement or at the first related question.
     volunteered = "volunteered"
     # Given to any question that retrieves the fact.
@@ -51,7 +51,7 @@ class Disclosure(str, Enum):
     direct_question = "direct_question"
 
 
-class FactCategory(str, Enum):
+class FactCategory(StrEnum):
     presenting_complaint = "presenting_complaint"
     hpi = "hpi"
     past_history = "past_history"
@@ -67,7 +67,7 @@ class FactCategory(str, Enum):
     ice = "ice"  # the patient's ideas, concerns and expectations
 
 
-class Domain(str, Enum):
+class Domain(StrEnum):
     history = "history"
     examination = "examination"
     investigations = "investigations"
@@ -75,7 +75,7 @@ class Domain(str, Enum):
     management = "management"
 
 
-class CostTier(str, Enum):
+class CostTier(StrEnum):
     free = "free"
     low = "low"
     medium = "medium"
@@ -189,9 +189,7 @@ class Investigation(Strict):
 class NamedDiagnosis(Strict):
     name: Text
     synonyms: list[Phrase] = Field(default_factory=list)
-    icd10: Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")] | None = (
-        None
-    )
+    icd10: Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")] | None = None
 
 
 class Diagnosis(Strict):

@@ -1,0 +1,234 @@
+"""The `edgetutor` command: thin wrappers over the core. Each command parses, calls, prints.
+
+Expected failures (EdgeTutorError) become one line on stderr and exit code 1;
+set EDGETUTOR_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import EdgeTutorError
+
+
+class Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeTutorError as err:
+            if os.environ.get("EDGETUTOR_DEBUG"):
+                raise
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(1)
+
+
+def make_cli() -> click.Group:
+    """Build the command tree (one factory used by the entry point and the tests)."""
+    return cli
+
+
+@click.group(cls=Group, invoke_without_command=True)
+@click.version_option(__version__, prog_name="edgetutor")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """EdgeTutor: practise clinical encounters with offline virtual patients."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+# -- keys and trust -------------------------------------------------------------------------
+@cli.group()
+def keys() -> None:
+    """Publisher signing keys."""
+
+
+@keys.command("generate")
+@click.option(
+    "--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for the key files."
+)
+@click.option("--name", default="publisher", show_default=True, help="Base name of the key files.")
+def keys_generate(out: Path, name: str) -> None:
+    """Create an Ed25519 key pair: NAME.key (private, mode 0600) and NAME.pub."""
+    from .packs.signing import generate
+
+    private, public, kid = generate(out, name)
+    click.echo(f"Key id {kid}\n  private: {private} (keep it secret)\n  public:  {public} (give to devices)")
+
+
+@cli.group()
+def trust() -> None:
+    """Which publishers' packs this device accepts."""
+
+
+@trust.command("add")
+@click.argument("pubkey", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Publisher name shown with its packs.")
+def trust_add(pubkey: Path, name: str) -> None:
+    """Trust the publisher key in PUBKEY."""
+    from .packs.trust import TrustStore
+
+    key = TrustStore().add(pubkey, name)
+    click.echo(f"Trusted {key.label} (key {key.key_id})")
+
+
+@trust.command("list")
+def trust_list() -> None:
+    """List trusted publisher keys."""
+    from .packs.trust import TrustStore
+
+    keys_ = TrustStore().keys()
+    if not keys_:
+        click.echo("No trusted publishers.")
+    for key in keys_:
+        click.echo(f"{key.key_id}  {key.label}")
+
+
+@trust.command("remove")
+@click.argument("key")
+def trust_remove(key: str) -> None:
+    """Stop trusting KEY (a key id or name). Its packs stay installed but cannot be played."""
+    from .packs.trust import TrustStore
+
+    removed = TrustStore().remove(key)
+    click.echo(f"No longer trusted: {removed.label} (key {removed.key_id})")
+
+
+# -- packs ----------------------------------------------------------------------------------
+@cli.group()
+def pack() -> None:
+    """Build, verify, install and list case packs."""
+
+
+@pack.command("lint")
+@click.argument("src", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def pack_lint(src: Path) -> None:
+    """Check a pack source folder: every problem with file, line and field."""
+    from .cases.lint import lint_source
+
+    cases, problems = lint_source(src)
+    for problem in problems:
+        click.echo(str(problem))
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    click.echo(f"{len(cases)} case(s) checked: {errors} error(s), {warnings} warning(s)", err=True)
+    if errors:
+        sys.exit(1)
+
+
+@pack.command("build")
+@click.argument("src", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--key", "key", required=True, type=click.Path(path_type=Path), help="Private key file.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Pack file to write.")
+def pack_build(src: Path, key: Path, out: Path) -> None:
+    """Lint SRC and write a signed pack file."""
+    from .packs.build import build_pack
+
+    m = build_pack(src, key, out)
+    n_cases = sum(f.path.startswith("cases/") for f in m.files)
+    click.echo(
+        f"Built {out}: {m.pack_id} v{m.version}, {n_cases} case(s), signed by key {m.publisher_key_id}"
+    )
+
+
+@pack.command("verify")
+@click.argument("file", type=click.Path(path_type=Path))
+def pack_verify(file: Path) -> None:
+    """Check a pack's signature and every file's size and hash (installs nothing)."""
+    from .packs.install import PackStore
+    from .packs.reader import open_pack
+
+    store = PackStore()
+    opened = open_pack(file, store.trust)
+    opened.read_all()
+    m = opened.manifest
+    n_cases = sum(f.path.startswith("cases/") for f in m.files)
+    click.echo(f"OK {file.name}: {m.pack_id} v{m.version}, {len(m.files)} file(s), {n_cases} case(s)")
+    click.echo(f"  publisher: {opened.publisher.label} (key {m.publisher_key_id})")
+    click.echo(f"  created:   {m.created.isoformat()}")
+    if m.expires:
+        expired = m.expires < store.effective_now().date()
+        click.echo(f"  expires:   {m.expires.isoformat()}" + ("  WARNING: EXPIRED" if expired else ""))
+
+
+@pack.command("install")
+@click.argument("path", type=click.Path(path_type=Path))
+def pack_install(path: Path) -> None:
+    """Install a pack file, or every pack in a folder (e.g. a USB stick)."""
+    from .packs.install import install_path
+
+    failed = 0
+    for result in install_path(path):
+        if isinstance(result, EdgeTutorError):
+            failed += 1
+            click.echo(f"Error: {result}", err=True)
+            continue
+        verb = {"unchanged": "Already installed"}.get(result.status, result.status.capitalize())
+        click.echo(
+            f"{verb}: {result.pack_id} v{result.version}, {result.cases} case(s), from {result.publisher}"
+        )
+        for warning in result.warnings:
+            click.echo(f"WARNING: {warning}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@pack.command("list")
+def pack_list() -> None:
+    """List installed packs."""
+    from .packs.install import PackStore
+
+    packs = PackStore().installed()
+    if not packs:
+        click.echo("No packs installed. Install one with: edgetutor pack install PATH")
+    for p in packs:
+        exp = f", expires {p.expires}" if p.expires else ""
+        click.echo(f"{p.pack_id} v{p.version}  {p.cases} case(s)  {p.title}\n  publisher: {p.publisher}{exp}")
+
+
+@pack.command("remove")
+@click.argument("pack_id")
+def pack_remove(pack_id: str) -> None:
+    """Uninstall the pack PACK_ID."""
+    from .packs.install import PackStore
+
+    removed = PackStore().remove(pack_id)
+    click.echo(f"Removed {removed.pack_id} v{removed.version}")
+
+
+@pack.command("import-agentclinic")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--out", "out", required=True, type=click.Path(path_type=Path), help="Pack source folder to create."
+)
+def pack_import_agentclinic(file: Path, out: Path) -> None:
+    """Convert AgentClinic OSCE cases (JSONL) into a pack source folder."""
+    from .cases.agentclinic import import_agentclinic
+
+    report = import_agentclinic(file, out)
+    click.echo(report.summary())
+
+
+@cli.command("cases")
+def cases_cmd() -> None:
+    """List the cases of installed packs."""
+    from .packs.install import PackStore
+
+    cases = PackStore().cases()
+    if not cases:
+        click.echo("No cases installed. Install a pack with: edgetutor pack install PATH")
+    current = None
+    for c in cases:
+        if c.pack_id != current:
+            current = c.pack_id
+            click.echo(f"{c.pack_id} v{c.pack_version}  ({c.publisher})")
+        click.echo(f"  {c.id:34} {c.title}  [{c.specialty}, {c.difficulty}]  {c.patient}")
+
+
+def main() -> None:
+    make_cli()(prog_name="edgetutor")

@@ -1,0 +1,386 @@
+"""Installing, listing and removing packs on a device.
+
+Layout under `EDGETUTOR_HOME/packs/`:
+- `registry.json`: the installed packs, the highest version ever accepted per pack id (so a
+  removed pack cannot be replaced by an older one), and the newest `created` ever accepted.
+- `<pack_id>/<version>-<digest>/`: the verified files, with `manifest.json`, `manifest.sig` and
+  `cases.json` (an index of the cases, so listing does not re-parse YAML).
+
+Install is atomic: files are verified while they stream into `.staging-*`, the folder is renamed
+into place, and only then does `registry.json` (replaced atomically) point at it. A crash or a
+full disk at any step leaves the registry pointing at the previous version, which stays intact.
+Leftovers of an interrupted install are removed by the next install.
+
+Rollback rule (stricter than "lower than installed", after TUF): a version lower than the highest
+ever accepted for that pack id is refused, even after `pack remove`. The same version is accepted
+again only with the same content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..cases.loader import load_case
+from ..errors import CaseFormatError, CasePackError, EdgeTutorError
+from ..fsutil import atomic_write_bytes, fsync_dir
+from .manifest import MANIFEST, SIGNATURE
+from .reader import OpenedPack, open_pack
+from .trust import TrustStore
+
+REGISTRY = "registry.json"
+# Room kept free beyond the pack's own size, so an install never fills the disk to the brim.
+DISK_MARGIN = 16 * 1024 * 1024
+
+
+@dataclass
+class InstallResult:
+    pack_id: str
+    version: int
+    status: str  # "installed", "upgraded" or "unchanged"
+    publisher: str
+    cases: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InstalledPack:
+    pack_id: str
+    version: int
+    title: str
+    publisher_key_id: str
+    publisher: str
+    created: str
+    expires: str | None
+    digest: str
+    dir: Path
+    cases: int
+    installed_at: str
+
+
+@dataclass
+class CaseEntry:
+    pack_id: str
+    pack_version: int
+    publisher: str
+    id: str
+    title: str
+    specialty: str
+    difficulty: str
+    setting: str
+    patient: str
+    file: Path
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+class PackStore:
+    """The installed packs of one EDGETUTOR_HOME."""
+
+    def __init__(self, root: Path | None = None, trust: TrustStore | None = None) -> None:
+        self.root = root or paths.packs_dir()
+        self.trust = trust or TrustStore()
+
+    # -- registry -------------------------------------------------------------------------
+    def _registry(self) -> dict[str, Any]:
+        path = self.root / REGISTRY
+        if not path.exists():
+            return {"format": 1, "packs": {}, "highest": {}, "newest_created": None}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise CasePackError(f"pack registry {path} is unreadable: {err}") from err
+        if not isinstance(data, dict) or data.get("format") != 1:
+            raise CasePackError(f"pack registry {path} has an unknown format")
+        return data
+
+    def _write_registry(self, data: dict[str, Any]) -> None:
+        atomic_write_bytes(self.root / REGISTRY, json.dumps(data, indent=1, sort_keys=True).encode())
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def installed(self) -> list[InstalledPack]:
+        data = self._registry()
+        out = []
+        for pid, e in sorted(data["packs"].items()):
+            key = self.trust.get(e["publisher_key_id"])
+            publisher = key.label if key else f"{e['publisher']} [publisher key no longer trusted]"
+            out.append(
+                InstalledPack(
+                    pid,
+                    e["version"],
+                    e["title"],
+                    e["publisher_key_id"],
+                    publisher,
+                    e["created"],
+                    e["expires"],
+                    e["digest"],
+                    self.root / e["dir"],
+                    e["cases"],
+                    e["installed_at"],
+                )
+            )
+        return out
+
+    def get(self, pack_id: str) -> InstalledPack | None:
+        return next((p for p in self.installed() if p.pack_id == pack_id), None)
+
+    def effective_now(self) -> dt.datetime:
+        """The current time, never earlier than the newest pack ever accepted.
+
+        Devices without a real-time clock boot in the past; a pack's `created` proves that time
+        has reached at least that point, so expiry cannot be dodged by a reset clock.
+        """
+        newest = self._registry().get("newest_created")
+        now = _now()
+        if newest:
+            now = max(now, dt.datetime.fromisoformat(newest))
+        return now
+
+    # -- install --------------------------------------------------------------------------
+    def install(self, pack_path: Path) -> InstallResult:
+        """Verify and install one pack file. Raises CasePackError/SignatureError; changes nothing then."""
+        # Signature and member checks first, before anything is created on disk.
+        pack = open_pack(pack_path, self.trust)
+        with self._locked():
+            m = pack.manifest
+            digest = m.content_digest()
+            data = self._registry()
+            current = data["packs"].get(m.pack_id)
+            highest = data["highest"].get(m.pack_id)
+            if current and current["publisher_key_id"] != m.publisher_key_id:
+                raise pack.refuse(
+                    f"pack {m.pack_id} is installed from another publisher key ({current['publisher_key_id']})"
+                )
+            if highest and m.version < highest["version"]:
+                what = (
+                    "installed" if current and current["version"] == highest["version"] else "accepted before"
+                )
+                raise pack.refuse(
+                    f"version {m.version} of {m.pack_id} is older than version {highest['version']} "
+                    f"{what} (rollback refused)"
+                )
+            if highest and m.version == highest["version"] and digest != highest["digest"]:
+                raise pack.refuse(
+                    f"version {m.version} of {m.pack_id} has different content from the version "
+                    "already accepted (a re-signed pack must get a new version number)"
+                )
+            if current and current["version"] == m.version:
+                return InstallResult(
+                    m.pack_id, m.version, "unchanged", pack.publisher.label, current["cases"]
+                )
+            need = sum(f.size for f in m.files) + len(pack.manifest_bytes) + DISK_MARGIN
+            free = _free_bytes(self.root)
+            if need > free:
+                raise pack.refuse(
+                    f"not enough disk space: needs {need / 1e6:.1f} MB, {free / 1e6:.1f} MB free"
+                )
+
+            warnings = []
+            now = self.effective_now()
+            if m.expires and m.expires < now.date():
+                warnings.append(
+                    f"pack {m.pack_id} v{m.version} expired on {m.expires.isoformat()}; installed anyway "
+                    "(ask the publisher for a newer pack)"
+                )
+
+            self._clean_leftovers()
+            final_rel = f"{m.pack_id}/{m.version}-{digest[:12]}"
+            staging = self.root / f".staging-{uuid.uuid4().hex}"
+            try:
+                n_cases = self._stage(pack, staging)
+                final = self.root / final_rel
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.exists():  # left by an install that died before the registry switch
+                    shutil.rmtree(final)
+                os.rename(staging, final)
+                fsync_dir(final.parent)
+                previous = data["packs"].get(m.pack_id)
+                created = m.created.isoformat()
+                data["packs"][m.pack_id] = {
+                    "version": m.version,
+                    "title": m.title,
+                    "publisher": m.publisher,
+                    "publisher_key_id": m.publisher_key_id,
+                    "created": created,
+                    "expires": m.expires.isoformat() if m.expires else None,
+                    "digest": digest,
+                    "dir": final_rel,
+                    "cases": n_cases,
+                    "installed_at": _now().isoformat(),
+                }
+                data["highest"][m.pack_id] = {"version": m.version, "digest": digest}
+                newest = data.get("newest_created")
+                if not newest or dt.datetime.fromisoformat(newest) < m.created:
+                    data["newest_created"] = created
+                self._write_registry(data)
+            except OSError as err:
+                shutil.rmtree(staging, ignore_errors=True)
+                if err.errno == errno.ENOSPC:
+                    raise pack.refuse(
+                        "the disk filled up during install; the previous version is untouched"
+                    ) from err
+                raise pack.refuse(
+                    f"install failed ({err.strerror or err}); the previous version is untouched"
+                ) from err
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            if previous and previous["dir"] != final_rel:
+                shutil.rmtree(self.root / previous["dir"], ignore_errors=True)
+            status = "upgraded" if previous else "installed"
+            return InstallResult(m.pack_id, m.version, status, pack.publisher.label, n_cases, warnings)
+
+    def _stage(self, pack: OpenedPack, staging: Path) -> int:
+        """Write the verified files into `staging`, check every case, write the case index."""
+        staging.mkdir(parents=True)
+        for entry in pack.manifest.files:
+            target = staging / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("xb") as out:
+                for chunk in pack.stream(entry):
+                    _write_chunk(out, chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        (staging / MANIFEST).write_bytes(pack.manifest_bytes)
+        (staging / SIGNATURE).write_bytes(pack.signature)
+        index: list[dict[str, str]] = []
+        for entry in pack.manifest.files:
+            if not (entry.path.startswith("cases/") and entry.path.endswith(".yaml")):
+                continue
+            try:
+                case = load_case(staging / entry.path)
+            except CaseFormatError as err:
+                raise pack.refuse(f"malformed case: {str(err).replace(str(staging) + '/', '')}") from err
+            if any(c["id"] == case.id for c in index):
+                raise pack.refuse(f"case id {case.id} appears twice")
+            p = case.patient
+            index.append(
+                {
+                    "id": case.id,
+                    "title": case.title,
+                    "specialty": case.specialty,
+                    "difficulty": case.difficulty.value,
+                    "setting": case.setting,
+                    "patient": f"{p.name}, {case.age_label} {p.sex.value}",
+                    "file": entry.path,
+                }
+            )
+        if not index:
+            raise pack.refuse("the pack holds no cases (cases/*.yaml)")
+        (staging / "cases.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
+        fsync_dir(staging)
+        return len(index)
+
+    def _clean_leftovers(self) -> None:
+        if not self.root.exists():
+            return
+        for stale in self.root.glob(".staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        live = {e["dir"] for e in self._registry()["packs"].values()}
+        for pack_dir in self.root.iterdir():
+            if pack_dir.is_dir() and not pack_dir.name.startswith("."):
+                for version_dir in pack_dir.iterdir():
+                    if f"{pack_dir.name}/{version_dir.name}" not in live:
+                        shutil.rmtree(version_dir, ignore_errors=True)
+
+    # -- remove / list --------------------------------------------------------------------
+    def remove(self, pack_id: str) -> InstalledPack:
+        """Uninstall a pack. Raises CasePackError if it is not installed."""
+        with self._locked():
+            pack = self.get(pack_id)
+            if pack is None:
+                raise CasePackError(f"pack {pack_id!r} is not installed (see: edgetutor pack list)")
+            data = self._registry()
+            del data["packs"][pack_id]
+            self._write_registry(data)
+            shutil.rmtree(pack.dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                pack.dir.parent.rmdir()
+            return pack
+
+    def cases(self, include_untrusted: bool = False) -> list[CaseEntry]:
+        """Cases of installed packs whose publisher is still trusted."""
+        out = []
+        for pack in self.installed():
+            if not include_untrusted and self.trust.get(pack.publisher_key_id) is None:
+                continue
+            try:
+                index = json.loads((pack.dir / "cases.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise CasePackError(
+                    f"installed pack {pack.pack_id} is damaged ({err}); reinstall it"
+                ) from err
+            for c in index:
+                out.append(
+                    CaseEntry(
+                        pack.pack_id,
+                        pack.version,
+                        pack.publisher,
+                        c["id"],
+                        c["title"],
+                        c["specialty"],
+                        c["difficulty"],
+                        c["setting"],
+                        c["patient"],
+                        pack.dir / c["file"],
+                    )
+                )
+        return out
+
+
+def _write_chunk(out: Any, chunk: bytes) -> None:
+    # One place where install bytes hit the disk (tests inject a full disk here).
+    out.write(chunk)
+
+
+def find_packs(path: Path, max_depth: int = 3) -> list[Path]:
+    """Pack files at PATH: the file itself, or every *.etpack under a folder (a USB stick)."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise CasePackError(f"no such file or folder: {path}")
+    found = []
+    for candidate in sorted(path.rglob("*.etpack")):
+        if len(candidate.relative_to(path).parts) <= max_depth and candidate.is_file():
+            found.append(candidate)
+    if not found:
+        raise CasePackError(f"no .etpack files found in {path}")
+    return found
+
+
+def install_path(path: Path, store: PackStore | None = None) -> list[InstallResult | EdgeTutorError]:
+    """Install every pack at PATH; one result or error per pack, in order."""
+    store = store or PackStore()
+    results: list[InstallResult | EdgeTutorError] = []
+    for pack in find_packs(path):
+        try:
+            results.append(store.install(pack))
+        except EdgeTutorError as err:
+            results.append(err)
+    return results
