@@ -3,8 +3,8 @@
 Layout under `EDGETUTOR_HOME/packs/`:
 - `registry.json`: the installed packs, the highest version ever accepted per pack id (so a
   removed pack cannot be replaced by an older one), and the newest `created` ever accepted.
-- `<pack_id>/<version>-<digest>/`: the verified files, with `manifest.json`, `manifest.sig` and
-  `cases.json` (an index of the cases, so listing does not re-parse YAML).
+- `<pack_id>/<version>-<digest>/`: `files/` (the verified pack files), `manifest.json`,
+  `manifest.sig` (to re-verify later) and `cases.json` (an index, so listing skips the YAML).
 
 Install is atomic: files are verified while they stream into `.staging-*`, the folder is renamed
 into place, and only then does `registry.json` (replaced atomically) point at it. A crash or a
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..cases.loader import load_case
+from ..cases.loader import parse_case_text
 from ..errors import CaseFormatError, CasePackError, EdgeTutorError
 from ..fsutil import atomic_write_bytes, fsync_dir
 from .manifest import MANIFEST, SIGNATURE
@@ -40,6 +40,9 @@ from .reader import OpenedPack, open_pack
 from .trust import TrustStore
 
 REGISTRY = "registry.json"
+# The pack's own files go under FILES, apart from the signed manifest and our index, so that no
+# pack member can collide with them.
+FILES = "files"
 # Room kept free beyond the pack's own size, so an install never fills the disk to the brim.
 DISK_MARGIN = 16 * 1024 * 1024
 
@@ -165,8 +168,12 @@ class PackStore:
     # -- install --------------------------------------------------------------------------
     def install(self, pack_path: Path) -> InstallResult:
         """Verify and install one pack file. Raises CasePackError/SignatureError; changes nothing then."""
-        # Signature and member checks first, before anything is created on disk.
+        # Signature, members and every file's hash are checked before anything is created on
+        # disk. Staging streams the files again and re-checks them, so a pack file changed in
+        # between (a flaky USB stick) is still caught.
         pack = open_pack(pack_path, self.trust)
+        pack.read_all()
+        index = _index_cases(pack)
         with self._locked():
             m = pack.manifest
             digest = m.content_digest()
@@ -213,7 +220,8 @@ class PackStore:
             final_rel = f"{m.pack_id}/{m.version}-{digest[:12]}"
             staging = self.root / f".staging-{uuid.uuid4().hex}"
             try:
-                n_cases = self._stage(pack, staging)
+                self._stage(pack, staging, index)
+                n_cases = len(index)
                 final = self.root / final_rel
                 final.parent.mkdir(parents=True, exist_ok=True)
                 if final.exists():  # left by an install that died before the registry switch
@@ -256,11 +264,11 @@ class PackStore:
             status = "upgraded" if previous else "installed"
             return InstallResult(m.pack_id, m.version, status, pack.publisher.label, n_cases, warnings)
 
-    def _stage(self, pack: OpenedPack, staging: Path) -> int:
-        """Write the verified files into `staging`, check every case, write the case index."""
+    def _stage(self, pack: OpenedPack, staging: Path, index: list[dict[str, str]]) -> None:
+        """Write the verified files and the case index into `staging`."""
         staging.mkdir(parents=True)
         for entry in pack.manifest.files:
-            target = staging / entry.path
+            target = staging / FILES / entry.path
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("xb") as out:
                 for chunk in pack.stream(entry):
@@ -269,33 +277,8 @@ class PackStore:
                 os.fsync(out.fileno())
         (staging / MANIFEST).write_bytes(pack.manifest_bytes)
         (staging / SIGNATURE).write_bytes(pack.signature)
-        index: list[dict[str, str]] = []
-        for entry in pack.manifest.files:
-            if not (entry.path.startswith("cases/") and entry.path.endswith(".yaml")):
-                continue
-            try:
-                case = load_case(staging / entry.path)
-            except CaseFormatError as err:
-                raise pack.refuse(f"malformed case: {str(err).replace(str(staging) + '/', '')}") from err
-            if any(c["id"] == case.id for c in index):
-                raise pack.refuse(f"case id {case.id} appears twice")
-            p = case.patient
-            index.append(
-                {
-                    "id": case.id,
-                    "title": case.title,
-                    "specialty": case.specialty,
-                    "difficulty": case.difficulty.value,
-                    "setting": case.setting,
-                    "patient": f"{p.name}, {case.age_label} {p.sex.value}",
-                    "file": entry.path,
-                }
-            )
-        if not index:
-            raise pack.refuse("the pack holds no cases (cases/*.yaml)")
         (staging / "cases.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
         fsync_dir(staging)
-        return len(index)
 
     def _clean_leftovers(self) -> None:
         if not self.root.exists():
@@ -348,10 +331,44 @@ class PackStore:
                         c["difficulty"],
                         c["setting"],
                         c["patient"],
-                        pack.dir / c["file"],
+                        pack.dir / FILES / c["file"],
                     )
                 )
         return out
+
+
+def _index_cases(pack: OpenedPack) -> list[dict[str, str]]:
+    """Parse every case of a verified pack; the index lets listings skip the YAML.
+
+    Raises CasePackError naming the file and line of the first malformed case.
+    """
+    index: list[dict[str, str]] = []
+    for entry in pack.manifest.files:
+        if not (entry.path.startswith("cases/") and entry.path.endswith(".yaml")):
+            continue
+        try:
+            case = parse_case_text(pack.read_bytes(entry.path).decode("utf-8"), entry.path)
+        except UnicodeDecodeError as err:
+            raise pack.refuse(f"malformed case: {entry.path} is not UTF-8 text") from err
+        except CaseFormatError as err:
+            raise pack.refuse(f"malformed case: {err}") from err
+        if any(c["id"] == case.id for c in index):
+            raise pack.refuse(f"case id {case.id} appears twice")
+        p = case.patient
+        index.append(
+            {
+                "id": case.id,
+                "title": case.title,
+                "specialty": case.specialty,
+                "difficulty": case.difficulty.value,
+                "setting": case.setting,
+                "patient": f"{p.name}, {case.age_label} {p.sex.value}",
+                "file": entry.path,
+            }
+        )
+    if not index:
+        raise pack.refuse("the pack holds no cases (cases/*.yaml)")
+    return index
 
 
 def _write_chunk(out: Any, chunk: bytes) -> None:

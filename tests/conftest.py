@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_SRC = ROOT / "casepacks" / "demo"
+EXAMPLE_CASE = DEMO_SRC / "cases" / "malaria-uncomplicated-adult.yaml"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own EDGETUTOR_HOME: no test touches a developer's own data."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("EDGETUTOR_HOME", str(home))
+    monkeypatch.delenv("EDGETUTOR_DEBUG", raising=False)
+    return home
+
+
+@pytest.fixture
+def publisher(tmp_path: Path) -> tuple[Path, Path]:
+    """A fresh publisher key pair, trusted on the test device as 'Test Clinic'."""
+    from edgetutor.packs.signing import generate
+    from edgetutor.packs.trust import TrustStore
+
+    private, public, _ = generate(tmp_path / "keys", "clinic")
+    TrustStore().add(public, "Test Clinic")
+    return private, public
+
+
+def write_source(dest: Path, pack_id: str = "test-pack", version: int = 1, extra: str = "") -> Path:
+    """A pack source folder holding the example case (and optional extra pack.yaml lines)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "cases").mkdir(parents=True)
+    (dest / "pack.yaml").write_text(
+        f"id: {pack_id}\nversion: {version}\ntitle: Test pack\ndescription: For tests.\n"
+        f"publisher: Test Clinic\n{extra}",
+        encoding="utf-8",
+    )
+    shutil.copy(EXAMPLE_CASE, dest / "cases" / EXAMPLE_CASE.name)
+    return dest
+
+
+@pytest.fixture
+def make_pack(tmp_path: Path, publisher: tuple[Path, Path]) -> Callable[..., Path]:
+    """Build a signed pack with the test publisher key: make_pack(version=2, note='x')."""
+    from edgetutor.packs.build import build_pack
+
+    def make(version: int = 1, pack_id: str = "test-pack", note: str = "", extra: str = "", **kw) -> Path:
+        src = write_source(tmp_path / f"src-{pack_id}-{version}", pack_id, version, extra)
+        if note:  # a different but valid content for the same version
+            (src / "NOTE.txt").write_text(note, encoding="utf-8")
+        out = tmp_path / "out" / f"{pack_id}-{version}{'-' + str(abs(hash(note))) if note else ''}.etpack"
+        build_pack(src, publisher[0], out, **kw)
+        return out
+
+    return make
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """Every file under root with its SHA-256: compare before/after to prove nothing changed."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    } | {str(p.relative_to(root)) + "/": "dir" for p in root.rglob("*") if p.is_dir()}
