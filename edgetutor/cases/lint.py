@@ -37,7 +37,7 @@ def lint_case_text(text: str, filename: str) -> tuple[Case | None, list[Problem]
     except CaseFormatError as err:
         line_match = re.match(r"^.*?:(\d+):", str(err))
         line = int(line_match.group(1)) if line_match else None
-        return None, [Problem(filename, line, "", str(err).split(": ", 2)[-1])]
+        return None, [Problem(filename, line, "", str(err).split(": ", 1)[-1])]
     if not isinstance(root, dict):
         return None, [Problem(filename, 1, "", "a case file must be a YAML mapping")]
     try:
