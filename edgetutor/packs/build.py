@@ -45,13 +45,19 @@ def source_files(src: Path) -> list[tuple[str, Path]]:
 
 def build_pack(src: Path, key_path: Path, out: Path, created: dt.datetime | None = None) -> Manifest:
     """Lint SRC and write a signed pack to OUT. Raises CasePackError (lint errors) or KeyFileError."""
-    key = load_private_key(key_path)
+    load_private_key(key_path)  # a missing key fails before the (slower) lint
     _, problems = lint_source(src)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise CasePackError(
             f"{len(errors)} lint error(s) in {src}, first: {errors[0]} (run: edgetutor pack lint {src})"
         )
+    return write_pack(src, key_path, out, created)
+
+
+def write_pack(src: Path, key_path: Path, out: Path, created: dt.datetime | None = None) -> Manifest:
+    """Sign and write SRC as a pack without linting it (build_pack lints first)."""
+    key = load_private_key(key_path)
     meta = parse_pack_meta((src / "pack.yaml").read_text(encoding="utf-8"), str(src / "pack.yaml"))
     files = source_files(src)
     contents = {rel: path.read_bytes() for rel, path in files}
