@@ -1,0 +1,337 @@
+"""The encounter: one trainee action in, one patient (or clinic) reply out.
+
+Actions, one per line, the same words in the app and in `edgetutor run --script`:
+- free text: a question to the patient (retrieve, then speak, then check);
+- `examine <system or finding>` (also `exam`), `order <test>` (also `test`): looked up in the
+  case, never generated;
+- `diagnose <text>`, `plan <text>`: recorded for scoring;
+- `end`: finishes the encounter.
+
+What an examination or test the case does not describe returns (a documented choice):
+- an examination of a standard code the case leaves out: "No abnormality found" (authors list
+  what is abnormal or teaching-relevant; the rest of a body is presumed normal);
+- a standard test the case leaves out: "Not available at this facility" (rural clinics have few
+  tests, and EdgeTutor never invents a result);
+- a name that matches nothing: an error with the closest names as suggestions.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cases.codes import EXAM_CODES, TEST_CODES
+from ..cases.schema import Case, Fact, Finding, Investigation
+from ..errors import EdgeTutorError
+from .guard import Guard
+from .lexicon import edit_distance, normalise
+from .prompt import messages
+from .retrieval import FactIndex
+
+MAX_TOKENS = 64
+ACTION_WORDS = {
+    "examine": "examine", "exam": "examine", "examination": "examine", "check": "examine",
+    "order": "order", "test": "order", "request": "order", "investigate": "order",
+    "diagnose": "diagnose", "diagnosis": "diagnose", "dx": "diagnose",
+    "plan": "plan", "treat": "plan", "treatment": "plan", "management": "plan",
+    "end": "end", "finish": "end", "submit": "end",
+}  # fmt: skip
+
+
+@dataclass
+class Reply:
+    kind: str  # opening, question, examine, order, diagnose, plan, end
+    utterance: str
+    text: str
+    source: str  # model, authored, lookup, system
+    matched: list[str] = field(default_factory=list)
+    guard: dict[str, Any] | None = None
+    timings: dict[str, float | int] = field(default_factory=dict)
+    ok: bool = True  # False for an action that could not be carried out (unknown exam...)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "utterance": self.utterance,
+            "reply": self.text,
+            "source": self.source,
+            "matched": self.matched,
+            "guard": self.guard,
+            "timings": self.timings,
+        }
+
+
+def parse_action(line: str) -> tuple[str, str]:
+    """('question'|'examine'|'order'|'diagnose'|'plan'|'end', argument)."""
+    text = line.strip()
+    head, _, rest = text.partition(" ")
+    kind = ACTION_WORDS.get(head.lower().rstrip(":"))
+    if kind == "end" and not rest.strip():
+        return "end", ""
+    if kind and kind != "end" and rest.strip():
+        return kind, rest.strip()
+    return "question", text
+
+
+def render_vitals(case: Case) -> str:
+    v = case.vitals
+    parts = []
+    if v.temperature_c is not None:
+        parts.append(f"temperature {v.temperature_c:g} °C")
+    if v.heart_rate is not None:
+        parts.append(f"heart rate {v.heart_rate}/min")
+    if v.resp_rate is not None:
+        parts.append(f"respiratory rate {v.resp_rate}/min")
+    if v.bp_systolic is not None:
+        parts.append(f"BP {v.bp_systolic}/{v.bp_diastolic} mmHg")
+    if v.spo2 is not None:
+        parts.append(f"SpO2 {v.spo2}% on air")
+    if v.weight_kg is not None:
+        parts.append(f"weight {v.weight_kg:g} kg")
+    if v.height_cm is not None:
+        parts.append(f"height {v.height_cm:g} cm")
+    if v.muac_mm is not None:
+        parts.append(f"MUAC {v.muac_mm} mm")
+    if v.glucose_mmol_l is not None:
+        parts.append(f"glucose {v.glucose_mmol_l:g} mmol/L")
+    text = ", ".join(parts) or "No vital signs recorded"
+    if v.note:
+        text += f". {v.note}"
+    return text[0].upper() + text[1:]
+
+
+def _turnaround(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:g} h"
+    return f"{minutes / 1440:g} days"
+
+
+class Lookup:
+    """Names -> codes for examinations or tests: the case's own, then EdgeTutor's standard codes."""
+
+    def __init__(self, items: list[Any], standard: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+        self.items = {i.code: i for i in items}
+        self.names: dict[str, str] = {}
+        for item in items:
+            for name in (item.code, item.name, *item.aliases, *standard.get(item.code, ("", ()))[1]):
+                self.names.setdefault(normalise(name), item.code)
+        for code, (name, aliases) in standard.items():
+            for alias in (code, name, *aliases):
+                self.names.setdefault(normalise(alias), code)
+        self.standard = standard
+
+    def resolve(self, query: str) -> tuple[str | None, list[str]]:
+        """(code, []) if found, else (None, suggestions)."""
+        q = normalise(query)
+        q = re.sub(r"^(the|a|an|for|his|her|their|my|patient'?s?)\s+", "", q)
+        if q in self.names:
+            return self.names[q], []
+        # "examine the chest for crackles": the longest known name inside the query wins.
+        inside = [n for n in self.names if n and len(n) >= 3 and f" {n} " in f" {q} "]
+        if inside:
+            return self.names[max(inside, key=len)], []
+        scored = sorted(
+            ((edit_distance(q, n, 3), n) for n in self.names if n),
+            key=lambda x: (x[0], x[1]),
+        )
+        close = [n for d, n in scored if d <= 2]
+        if len(close) == 1 or (close and scored[0][0] < scored[1][0]):
+            return self.names[close[0]], []
+        # Suggest the case's own items first: they are what the author expects.
+        words = set(q.split())
+        related = [n for n in self.names if words & set(n.split())]
+        suggestions = []
+        for name in [*close, *related, *[n for _, n in scored[:5]]]:
+            label = self.label(self.names[name])
+            if label not in suggestions:
+                suggestions.append(label)
+        return None, suggestions[:4]
+
+    def label(self, code: str) -> str:
+        item = self.items.get(code)
+        name = item.name if item else self.standard[code][0]
+        return f"{name.lower()} ({code})"
+
+
+class Encounter:
+    """The state of one encounter with one case. Not thread-safe: one action at a time."""
+
+    def __init__(self, case: Case, backend: Any | None = None) -> None:
+        self.case = case
+        self.backend = backend
+        self.index = FactIndex(case)
+        self.guard = Guard(case)
+        self.exams = Lookup(case.examination, EXAM_CODES)
+        self.tests = Lookup(case.investigations, TEST_CODES)
+        self.examined: list[str] = []
+        self.ordered: list[str] = []
+        self.diagnosis: str | None = None
+        self.plan: str | None = None
+        self.ended = False
+        self.turns: list[Reply] = []
+
+    # -- entry points ---------------------------------------------------------------------
+    def opening(self) -> Reply:
+        reply = Reply("opening", "", self.case.patient.opening_statement, "authored")
+        self.turns.append(reply)
+        return reply
+
+    def act(self, line: str, on_token: Callable[[str], None] | None = None) -> Reply:
+        """Carry out one action. `on_token` receives provisional model text as it streams."""
+        if self.ended:
+            raise EdgeTutorError("this encounter has ended")
+        kind, arg = parse_action(line)
+        start = time.perf_counter()
+        if kind == "question":
+            reply = self._question(arg, on_token)
+        elif kind == "examine":
+            reply = self._examine(arg)
+        elif kind == "order":
+            reply = self._order(arg)
+        elif kind == "diagnose":
+            self.diagnosis = arg
+            reply = Reply("diagnose", arg, f"Diagnosis recorded: {arg}", "system")
+        elif kind == "plan":
+            self.plan = arg if not self.plan else f"{self.plan}; {arg}"
+            reply = Reply("plan", arg, f"Plan recorded: {arg}", "system")
+        else:
+            self.ended = True
+            reply = Reply("end", "", "Encounter ended.", "system")
+        reply.timings.setdefault("total_ms", round((time.perf_counter() - start) * 1000, 2))
+        self.turns.append(reply)
+        return reply
+
+    def replay(self, record: dict[str, Any]) -> None:
+        """Restore state from a stored turn without calling the model (resuming an attempt)."""
+        kind, arg = record["kind"], record["utterance"]
+        if kind == "examine" and record["matched"]:
+            self.examined += [c for c in record["matched"] if c not in self.examined]
+        elif kind == "order" and record["matched"]:
+            self.ordered += [c for c in record["matched"] if c not in self.ordered]
+        elif kind == "diagnose":
+            self.diagnosis = arg
+        elif kind == "plan":
+            self.plan = arg if not self.plan else f"{self.plan}; {arg}"
+        elif kind == "end":
+            self.ended = True
+        self.turns.append(
+            Reply(
+                kind,
+                arg,
+                record["reply"],
+                record["source"],
+                list(record["matched"] or []),
+                record.get("guard"),
+            )
+        )
+
+    # -- questions ------------------------------------------------------------------------
+    def _question(self, question: str, on_token: Callable[[str], None] | None) -> Reply:
+        t0 = time.perf_counter()
+        found = self.index.search(question)
+        retrieval_ms = round((time.perf_counter() - t0) * 1000, 2)
+        facts = [m.fact for m in found.matches]
+        timings: dict[str, float | int] = {"retrieval_ms": retrieval_ms}
+        withheld = [m.fact.id for m in found.withheld]
+        guard: dict[str, Any]
+        if not facts:
+            guard = {"decision": "none", "reasons": ["no fact answers this"], "withheld": withheld}
+            return Reply(
+                "question", question, self.case.patient.unknown_answer, "authored", [], guard, timings
+            )
+        authored = " ".join(f.answer for f in facts)
+        ids = [f.id for f in facts]
+        if self.backend is None:
+            guard = {"decision": "no-model", "reasons": ["authored-answers mode"], "withheld": withheld}
+            return Reply("question", question, authored, "authored", ids, guard, timings)
+        draft, stats = self._speak(question, facts, on_token)
+        error = stats.pop("error", None)
+        timings.update(stats)
+        if draft is None:
+            guard = {"decision": "reject", "reasons": [str(error or "model error")], "draft": None}
+            return Reply("question", question, authored, "authored", ids, guard, timings)
+        verdict = self.guard.check(draft, facts)
+        record = verdict.as_record() | {"draft": draft, "withheld": withheld}
+        if verdict.accepted:
+            return Reply("question", question, draft, "model", ids, record, timings)
+        return Reply("question", question, authored, "authored", ids, record, timings)
+
+    def _speak(
+        self, question: str, facts: list[Fact], on_token: Callable[[str], None] | None
+    ) -> tuple[str | None, dict[str, Any]]:
+        assert self.backend is not None
+        pieces: list[str] = []
+        try:
+            for piece in self.backend.stream(
+                messages(self.case, question, facts), max_tokens=MAX_TOKENS, temperature=0.0, stop=["\n"]
+            ):
+                pieces.append(piece)
+                if on_token:
+                    on_token(piece)
+        except EdgeTutorError as err:
+            return None, {"error": f"model error: {err}"}
+        last = getattr(self.backend, "last", None)
+        stats: dict[str, Any] = {}
+        if last is not None:
+            stats = {
+                "ttft_ms": round(last.ttft_s * 1000, 1),
+                "model_ms": round(last.total_s * 1000, 1),
+                "prompt_tokens": last.prompt_tokens,
+                "evaluated_tokens": last.evaluated_tokens,
+                "generated_tokens": last.generated_tokens,
+            }
+        return clean_reply("".join(pieces)), stats
+
+    # -- lookups --------------------------------------------------------------------------
+    def _examine(self, query: str) -> Reply:
+        if normalise(query) in ("vitals", "vital signs", "obs", "observations"):
+            code: str | None = "vitals"
+            suggestions: list[str] = []
+        else:
+            code, suggestions = self.exams.resolve(query)
+        if code is None:
+            return self._unknown("examine", query, suggestions, "examination")
+        if code not in self.examined:
+            self.examined.append(code)
+        if code == "vitals":
+            return Reply("examine", query, f"Vital signs: {render_vitals(self.case)}", "lookup", [code])
+        item: Finding | None = self.exams.items.get(code)
+        if item is None:
+            name = EXAM_CODES[code][0]
+            return Reply("examine", query, f"{name}: no abnormality found.", "lookup", [code])
+        return Reply("examine", query, f"{item.name}: {item.finding}", "lookup", [code])
+
+    def _order(self, query: str) -> Reply:
+        code, suggestions = self.tests.resolve(query)
+        if code is None:
+            return self._unknown("order", query, suggestions, "test")
+        if code not in self.ordered:
+            self.ordered.append(code)
+        item: Investigation | None = self.tests.items.get(code)
+        if item is None:
+            name = TEST_CODES[code][0]
+            return Reply("order", query, f"{name}: not available at this facility.", "lookup", [code])
+        if not item.available:
+            note = item.unavailable_note or "not available in this setting"
+            return Reply("order", query, f"{item.name}: not available here. {note}", "lookup", [code])
+        cost = f", cost {item.cost.value}" + (
+            f" (about ${item.cost_usd:g})" if item.cost_usd is not None else ""
+        )
+        text = f"{item.name} (result after {_turnaround(item.turnaround_minutes)}{cost}): {item.result}"
+        return Reply("order", query, text, "lookup", [code])
+
+    def _unknown(self, kind: str, query: str, suggestions: list[str], what: str) -> Reply:
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        return Reply(kind, query, f"Unknown {what} '{query}'.{hint}", "system", [], ok=False)
+
+
+def clean_reply(text: str) -> str:
+    """The first line of a model reply, without quotes or a speaker label."""
+    text = text.strip().split("\n")[0].strip()
+    text = re.sub(r"^(patient|answer|reply|me|[A-Z][a-z]+)\s*:\s*", "", text)
+    return text.strip().strip('"').strip()
