@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import difflib
 import errno
 import fcntl
 import json
@@ -76,6 +77,7 @@ class InstalledPack:
 class CaseEntry:
     pack_id: str
     pack_version: int
+    pack_digest: str
     publisher: str
     id: str
     title: str
@@ -307,6 +309,16 @@ class PackStore:
                 pack.dir.parent.rmdir()
             return pack
 
+    def case(self, case_id: str) -> CaseEntry:
+        """The installed case with this id. Raises CasePackError (with suggestions) if none."""
+        cases = self.cases()
+        for entry in cases:
+            if entry.id == case_id:
+                return entry
+        close = difflib.get_close_matches(case_id, [c.id for c in cases], n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else " (see: edgetutor cases)"
+        raise CasePackError(f"no installed case {case_id!r}.{hint}")
+
     def cases(self, include_untrusted: bool = False) -> list[CaseEntry]:
         """Cases of installed packs whose publisher is still trusted."""
         out = []
@@ -324,6 +336,7 @@ class PackStore:
                     CaseEntry(
                         pack.pack_id,
                         pack.version,
+                        pack.digest,
                         pack.publisher,
                         c["id"],
                         c["title"],

@@ -61,6 +61,15 @@ CLINICAL = (
 ) - frozenset(stem(w) for w in STOPWORDS)
 
 
+# Durations and amounts without digits ("for a few days", "every week"): as invented as a number.
+VAGUE_QUANTITIES = frozenset(
+    stem(w)
+    for w in """few several many much lots days day weeks week months month years year hours hour
+    minutes minute yesterday tonight morning evening night nights daily weekly always often
+    sometimes every since ago long""".split()
+)
+
+
 @dataclass
 class Verdict:
     accepted: bool
@@ -104,6 +113,11 @@ class Guard:
         if extra_numbers:
             shown = ", ".join(f"{n:g}" for n in sorted(extra_numbers))
             reasons.append(f"number not in the case ({shown})")
+        authored_words = {stem(w) for w in tokens(authored)}
+        for word in tokens(reply):
+            if stem(word) in VAGUE_QUANTITIES and stem(word) not in authored_words:
+                reasons.append(f"time or quantity not in the case ({word})")
+                break
         negative_facts = [f for f in facts if f.negative]
         if negative_facts and not has_negation(reply):
             reasons.append(f"drops the negation of {negative_facts[0].id}")
