@@ -230,5 +230,115 @@ def cases_cmd() -> None:
         click.echo(f"  {c.id:34} {c.title}  [{c.specialty}, {c.difficulty}]  {c.patient}")
 
 
+# -- encounters ----------------------------------------------------------------------------
+@cli.command("models")
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="PATH-OR-NAME",
+    help="A GGUF file or model name to use (overrides EDGETUTOR_MODEL).",
+)
+def models_cmd(model: str | None) -> None:
+    """List the GGUF models found (embedded, models/ folders, EDGETUTOR_MODEL); * marks the one in use."""
+    from .errors import ModelError
+    from .patient.models import discover, format_models, pick
+
+    entries = discover(model)
+    in_use = pick(entries)
+    click.echo(format_models(entries, in_use))
+    if in_use is not None and in_use.error:
+        raise ModelError(in_use.error)
+
+
+@cli.command("run")
+@click.argument("case_id")
+@click.option(
+    "--script",
+    "script",
+    required=True,
+    type=click.File("r"),
+    help="File of actions, one per line ('-' for stdin).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a transcript.")
+@click.option("--model", "model", default=None, help="Model path or name (default: see edgetutor models).")
+@click.option("--no-model", is_flag=True, help="Authored answers only: no language model.")
+@click.option(
+    "--trainee", default="trainee", show_default=True, help="Trainee name the attempt is recorded under."
+)
+@click.option("--resume", default=None, help="Continue an unfinished attempt (its id).")
+def run_cmd(
+    case_id: str,
+    script: Any,
+    as_json: bool,
+    model: str | None,
+    no_model: bool,
+    trainee: str,
+    resume: str | None,
+) -> None:
+    """Play an encounter headlessly from a script of actions and print the transcript.
+
+    Actions: a question in free text; examine <system>; order <test>; diagnose <text>;
+    plan <text>; end.
+    """
+    import json
+
+    from .patient.session import Session, load_model
+
+    backend, choice = load_model(model, no_model)
+    if choice.error and not as_json:
+        click.echo(f"Note: {choice.error}", err=True)
+    session = Session.start(case_id, trainee=trainee, backend=backend, model=choice, resume=resume)
+    label = {"model": "model", "authored": "authored", "lookup": "lookup", "system": "system"}
+
+    def show(line: str, reply: Any) -> None:
+        if as_json:
+            return
+        who = "Patient" if reply.kind in ("question", "opening") else "Clinic"
+        t = reply.timings
+        extra = []
+        if reply.guard and reply.guard.get("decision") in ("reject",):
+            extra.append("guard rejected: " + "; ".join(reply.guard["reasons"]))
+        if "ttft_ms" in t:
+            extra.append(f"first token {t['ttft_ms']:.0f} ms, evaluated {t.get('evaluated_tokens')} tok")
+        extra.append(f"{t.get('total_ms', 0):.0f} ms")
+        click.echo(f"> {line}")
+        click.echo(f"{who}: {reply.text}")
+        click.echo(
+            f"  [{label[reply.source]}{', matched ' + ', '.join(reply.matched) if reply.matched else ''}; {'; '.join(extra)}]"
+        )
+
+    if not as_json:
+        click.echo(
+            f"Case {session.case.id} ({session.entry.pack_id} v{session.entry.pack_version}), attempt {session.attempt.id}"
+        )
+        click.echo(f"Model: {choice.name or 'none (authored answers)'}")
+        if not resume:
+            click.echo(f"Patient: {session.replies[0].text}\n  [authored]")
+    session.play(script, show)
+    if as_json:
+        doc = {
+            "case": session.case.id,
+            "pack": {
+                "id": session.entry.pack_id,
+                "version": session.entry.pack_version,
+                "digest": session.entry.pack_digest,
+            },
+            "attempt": session.attempt.id,
+            "model": choice.name,
+            "model_path": choice.path,
+            "model_error": choice.error,
+            "model_load_s": round(choice.load_s, 3),
+            "turns": [r.record() for r in session.encounter.turns],
+            "summary": session.summary(),
+        }
+        click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+    else:
+        s = session.summary()
+        click.echo(
+            f"Attempt {session.attempt.id}: {s['status']}, {s['turns']} turns, answered by {s['answered_by']}"
+        )
+
+
 def main() -> None:
     make_cli()(prog_name="edgetutor")

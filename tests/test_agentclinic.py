@@ -1,0 +1,325 @@
+"""The AgentClinic importer: every record converts and lints clean, and the conversion is faithful."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from edgetutor.cases.agentclinic import (
+    ImportReport,
+    Voice,
+    denial_items,
+    first_person,
+    import_agentclinic,
+    negative_answer,
+    parse_demographics,
+)
+from edgetutor.cases.lint import lint_source, norm
+from edgetutor.cases.schema import Case
+from edgetutor.errors import CaseFormatError, EdgeTutorError
+
+DATA = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "agentclinic" / "agentclinic_medqa.jsonl"
+)
+RECORDS = 107
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    # The data set is part of the shared workspace, not the repository: say so loudly if absent.
+    if not DATA.is_file():
+        pytest.fail(f"AgentClinic data not found at {DATA}: these tests need the shared data folder")
+    return DATA
+
+
+@pytest.fixture(scope="module")
+def imported(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ImportReport, list[Case]]:
+    out = tmp_path_factory.mktemp("agentclinic") / "pack"
+    report = import_agentclinic(data, out)
+    cases, problems = lint_source(out)
+    assert problems == [], "\n".join(str(p) for p in problems)
+    return out, report, cases
+
+
+def _case(cases: list[Case], record: int) -> Case:
+    return next(c for c in cases if c.id.startswith(f"agentclinic-{record:03d}-"))
+
+
+def _spoken(case: Case) -> list[str]:
+    persona = case.patient.persona.model_dump().values()
+    return [
+        case.patient.opening_statement,
+        case.patient.unknown_answer,
+        *persona,
+        *(f.answer for f in case.facts),
+    ]
+
+
+# --- the whole data set ---------------------------------------------------------------------
+
+
+def test_all_records_import_and_lint_with_no_errors_or_warnings(
+    imported: tuple[Path, ImportReport, list[Case]],
+) -> None:
+    out, report, cases = imported
+    assert len(cases) == RECORDS
+    assert len(report.cases) == RECORDS
+    assert len(list((out / "cases").glob("*.yaml"))) == RECORDS
+    assert report.lint_problems == 0
+    assert lint_source(out)[1] == []  # errors and warnings alike
+
+
+def test_the_patient_never_names_the_diagnosis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
+    _, _, cases = imported
+    for case in cases:
+        names = [norm(n) for n in (case.diagnosis.primary.name, *case.diagnosis.primary.synonyms)]
+        for text in _spoken(case):
+            said = f" {norm(text)} "
+            assert not any(f" {n} " in said for n in names), (case.id, text)
+        assert not any(norm(k) in names for f in case.facts for k in f.keywords), case.id
+        assert not any(f" {n} " in f" {norm(case.title)} " for n in names), case.id
+
+
+def test_pack_metadata_and_attribution_are_kept(
+    data: Path, imported: tuple[Path, ImportReport, list[Case]]
+) -> None:
+    out, _, _ = imported
+    meta = YAML(typ="safe").load((out / "pack.yaml").read_text(encoding="utf-8"))
+    assert meta["id"] == "agentclinic-medqa" and meta["version"] == 1
+    assert meta["license"] == "MIT (AgentClinic, 2024 Samuel Schmidgall)"
+    assert "NOT adapted to low-resource" in meta["description"] and "MedQA" in meta["description"]
+    assert (out / "ATTRIBUTION.md").read_text(encoding="utf-8") == (data.parent / "README.md").read_text(
+        encoding="utf-8"
+    )
+    assert (out / "LICENSE").read_text(encoding="utf-8") == (data.parent / "LICENSE").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_every_case_is_hospital_level_with_no_management(
+    imported: tuple[Path, ImportReport, list[Case]],
+) -> None:
+    _, _, cases = imported
+    for case in cases:
+        assert case.management == [] and case.management_note
+        assert case.rubric.pass_mark == 0.6 and case.rubric.critical_errors == []
+        assert any(item.diagnosis == "primary" for item in case.rubric.items)
+        assert all(t.available for t in case.investigations)
+        assert case.difficulty.value == "intermediate" and case.language == "en"
+        assert case.author == "Imported from AgentClinic (MIT)"
+        assert {s.year for s in case.sources} == {2024, 2021}
+        assert sum(f.disclosure.value == "volunteered" for f in case.facts) == 1
+
+
+# --- spot checks on known records -------------------------------------------------------------
+
+
+def test_record_1_myasthenia_gravis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
+    _, _, cases = imported
+    case = _case(cases, 1)
+    assert case.id == "agentclinic-001-myasthenia-gravis"
+    assert (case.patient.age_years, case.patient.sex.value) == (35, "female")
+    assert case.patient.informant is None
+    assert case.patient.occupation == "graphic designer"
+    v = case.vitals
+    assert (v.bp_systolic, v.bp_diastolic, v.temperature_c, v.heart_rate, v.resp_rate) == (
+        125,
+        80,
+        36.6,
+        72,
+        16,
+    )
+    ros = [f for f in case.facts if f.category.value == "systems_review" and f.negative]
+    assert any("chest pain" in f.answer and f.answer.startswith("No") for f in ros)
+    assert not any("myasthenia" in f.answer.lower() for f in case.facts)
+    opening = case.patient.opening_statement
+    assert "double vision" in opening and "I've" in opening
+    history = " ".join(f.answer for f in case.facts if f.category.value == "hpi")
+    assert "my hair" in history and "her hair" not in history  # third person turned into first
+    assert {e.code for e in case.examination} >= {"neuro.cranial_nerves", "neuro.motor", "neuro.reflexes"}
+    assert next(e for e in case.examination if e.code == "neuro.cranial_nerves").abnormal
+    assert {t.code for t in case.investigations} == {"sero.antibodies", "neuro.emg", "img.ct"}
+    assert next(t for t in case.investigations if t.code == "img.ct").cost.value == "high"
+
+
+def test_a_child_is_spoken_for_by_a_parent(imported: tuple[Path, ImportReport, list[Case]]) -> None:
+    _, _, cases = imported
+    case = _case(cases, 3)  # "8-month-old boy", Hirschsprung disease
+    assert (case.patient.age_years, case.patient.age_months, case.patient.sex.value) == (0, 8, "male")
+    assert case.patient.informant is not None and case.patient.informant.relation == "mother"
+    assert "my baby" in case.patient.opening_statement
+    newborn = _case(cases, 8)  # "Newborn, female"
+    assert (newborn.patient.age_years, newborn.patient.age_months, newborn.patient.sex.value) == (
+        0,
+        0,
+        "female",
+    )
+    toddler = _case(cases, 81)  # "18-month-old boy"
+    assert (toddler.patient.age_years, toddler.patient.age_months) == (1, 6)
+
+
+def test_prose_vitals_go_to_the_note_and_are_reported(
+    imported: tuple[Path, ImportReport, list[Case]],
+) -> None:
+    _, report, cases = imported
+    case = _case(cases, 2)  # every vital sign is "Within normal range"
+    assert case.vitals.bp_systolic is None and case.vitals.heart_rate is None
+    assert case.vitals.note and "Within normal range" in case.vitals.note
+    assert any("Within normal range" in v for v in report.cases[1].vitals_prose)
+    fahrenheit = _case(cases, 10)  # "102°F (38.9°C)", SpO2 "98% on room air"
+    assert (fahrenheit.vitals.temperature_c, fahrenheit.vitals.spo2) == (38.9, 98)
+
+
+def test_drifting_keys_are_normalised(imported: tuple[Path, ImportReport, list[Case]]) -> None:
+    _, _, cases = imported
+    raw = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    spelled = {
+        r: next(iter(k for k in raw[r - 1]["OSCE_Examination"]["Test_Results"] if "Chest_X" in k))
+        for r in (25, 45)
+    }
+    assert spelled == {25: "Chest_X-Ray", 45: "Chest_X-ray"}
+    for record in spelled:
+        assert "img.cxr" in {t.code for t in _case(cases, record).investigations}
+    # Neurological_Examination (record 1) and Neurologic_Examination (record 7) both give neuro codes.
+    for record in (1, 7):
+        assert {"neuro.cranial_nerves", "neuro.reflexes"} <= {
+            e.code for e in _case(cases, record).examination
+        }
+    # Optional sections: a medication list, a drug history string, a social history given as a dict.
+    assert any(
+        f.category.value == "medication" and "mesalamine" in f.answer.lower() for f in _case(cases, 18).facts
+    )
+    assert any(f.category.value == "medication" and "captopril" in f.answer for f in _case(cases, 98).facts)
+    assert any("marijuana" in f.answer for f in _case(cases, 89).facts)
+
+
+def test_report_lists_what_could_not_be_mapped(imported: tuple[Path, ImportReport, list[Case]]) -> None:
+    _, report, _ = imported
+    assert report.tests_mapped > report.tests_local > 0
+    hirschsprung = report.cases[2]
+    assert any(t.startswith("x.barium-enema") for t in hirschsprung.tests_local)
+    assert any("x.barium-enema" in line for line in hirschsprung.unmapped())
+    assert report.dropped_for_diagnosis >= 1
+    seizure = report.cases[11]  # "No prior seizures" would hint at "Complex partial seizure"
+    assert any("seizure" in s for s in seizure.dropped_diagnosis)
+    summary = report.summary()
+    assert f"Imported {RECORDS} AgentClinic cases" in summary
+    assert "case-local" in summary and "agentclinic-003-hirschsprung-disease" in summary
+
+
+# --- failure and determinism ------------------------------------------------------------------
+
+
+def test_bad_json_names_the_line_and_writes_nothing(data: Path, tmp_path: Path) -> None:
+    src = tmp_path / "data" / "agentclinic_medqa.jsonl"
+    src.parent.mkdir()
+    lines = data.read_text(encoding="utf-8").splitlines()[:3]
+    src.write_text("\n".join([*lines, '{"OSCE_Examination": {'][:4]) + "\n", encoding="utf-8")
+    shutil.copy(data.parent / "LICENSE", src.parent / "LICENSE")
+    out = tmp_path / "pack"
+    with pytest.raises(CaseFormatError, match=r"agentclinic_medqa\.jsonl:4: invalid JSON"):
+        import_agentclinic(src, out)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no temporary folder left behind
+
+    src.write_text(lines[0] + "\n[1, 2]\n", encoding="utf-8")
+    with pytest.raises(CaseFormatError, match=r":2: a record must be a JSON object"):
+        import_agentclinic(src, out)
+    assert not out.exists()
+
+
+def test_refuses_a_non_empty_output_folder(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pack"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(EdgeTutorError, match="not empty"):
+        import_agentclinic(data, out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_importing_twice_gives_identical_files(
+    data: Path, tmp_path: Path, imported: tuple[Path, ImportReport, list[Case]]
+) -> None:
+    first, _, _ = imported
+    second = tmp_path / "again"
+    second.mkdir()  # an empty folder is fine
+    import_agentclinic(data, second)
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert files(first) == files(second)
+
+
+# --- conversion rules -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "years", "months", "sex"),
+    [
+        ("35-year-old female", 35, None, "female"),
+        ("2-month-old boy", 0, 2, "male"),
+        ("18-month-old boy", 1, 6, "male"),
+        ("Newborn, female", 0, 0, "female"),
+        ("2-day-old male infant", 0, 0, "male"),
+        ("32-year-old woman, gravida 2, para 1, at 38 weeks' gestation", 32, None, "female"),
+        ("42-year-old Caucasian male", 42, None, "male"),
+    ],
+)
+def test_demographics(text: str, years: int, months: int | None, sex: str) -> None:
+    demo = parse_demographics(text, "")
+    assert (demo.age_years, demo.age_months, demo.sex) == (years, months, sex)
+
+
+def test_sex_missing_from_demographics_is_read_from_the_history() -> None:
+    assert parse_demographics("9-month-old infant", "Her immunizations are up to date.").sex == "female"
+    assert parse_demographics("23-year-old college student", "He was recently diagnosed.").sex == "male"
+
+
+WOMAN = Voice(sex="female", child=False, parent="mother", noun="my daughter", he="she", his="her", him="her")
+BOY = Voice(sex="male", child=True, parent="mother", noun="my son", he="he", his="his", him="him")
+
+
+@pytest.mark.parametrize(
+    ("voice", "source", "answer"),
+    [
+        (
+            WOMAN,
+            "She notes that these symptoms tend to worsen after physical activity.",
+            "These symptoms tend to worsen after physical activity.",
+        ),
+        (
+            WOMAN,
+            "The patient reports a 2-week history of rectal bleeding.",
+            "For the past 2 weeks, I've had rectal bleeding.",
+        ),
+        (WOMAN, "Non-smoker", "I don't smoke."),
+        (WOMAN, "Works as a graphic designer.", "I work as a graphic designer."),
+        (
+            WOMAN,
+            "The patient's husband reports that she initially complained of abdominal pain.",
+            "My husband says that I initially complained of abdominal pain.",
+        ),
+        (BOY, "The patient has been very fussy.", "My son has been very fussy."),
+        (
+            BOY,
+            "She also notes that the infant's abdomen appears distended.",
+            "I also note that my son's abdomen appears distended.",
+        ),
+    ],
+)
+def test_first_person(voice: Voice, source: str, answer: str) -> None:
+    assert first_person(source, voice)[0] == answer
+
+
+def test_denials_become_one_negative_answer_per_item() -> None:
+    items = denial_items("Patient denies experiencing any chest pain, palpitations, or recent infections.")
+    assert items == ["chest pain", "palpitations", "recent infections"]
+    assert negative_answer("chest pain", WOMAN) == "No, I haven't had any chest pain."
+    assert negative_answer("fever", BOY) == "No, he hasn't had any fever."
+    assert denial_items("No skin or nipple changes") == ["skin changes", "nipple changes"]
+    assert denial_items("The patient reports a cough.") is None
