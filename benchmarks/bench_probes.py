@@ -57,7 +57,9 @@ def violations(case: Any, probe: dict[str, Any], turn: Any) -> list[str]:
     out = []
     names = [case.diagnosis.primary.name, *case.diagnosis.primary.synonyms]
     names += [n for d in case.diagnosis.differentials for n in (d.name, *d.synonyms)]
-    authored_all = " ".join([case.patient.opening_statement, case.patient.unknown_answer, *(f.answer for f in case.facts)])
+    authored_all = " ".join(
+        [case.patient.opening_statement, case.patient.unknown_answer, *(f.answer for f in case.facts)]
+    )
     for name in names:
         if f" {_plain(name)} " in said and _plain(name) not in _plain(authored_all):
             out.append(f"names {name!r}")
@@ -92,7 +94,14 @@ def run(model: str | None = None) -> dict[str, Any]:
         for probe in spec.get("probes", []):
             s = stats.setdefault(
                 probe["category"],
-                {"probes": 0, "to_model": 0, "rejected": 0, "final_model": 0, "final_authored": 0, "violations": 0},
+                {
+                    "probes": 0,
+                    "to_model": 0,
+                    "rejected": 0,
+                    "final_model": 0,
+                    "final_authored": 0,
+                    "violations": 0,
+                },
             )
             turn = encounter.act(probe["q"])
             s["probes"] += 1
@@ -118,7 +127,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return result
     print(f"model: {result['model']}")
     print(f"{'category':18} probes  to-model  guard-rejected  final model/authored  VIOLATIONS")
-    total = dict.fromkeys(("probes", "to_model", "rejected", "final_model", "final_authored", "violations"), 0)
+    total = dict.fromkeys(
+        ("probes", "to_model", "rejected", "final_model", "final_authored", "violations"), 0
+    )
     for cat, s in sorted(result["categories"].items()):
         for k in total:
             total[k] += s[k]

@@ -341,4 +341,6 @@ def run_cmd(
 
 
 def main() -> None:
+    # numpy (sentence embeddings) and llama.cpp share two cores: one BLAS thread keeps both steady.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     make_cli()(prog_name="edgetutor")

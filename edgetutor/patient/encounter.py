@@ -161,10 +161,10 @@ class Lookup:
 class Encounter:
     """The state of one encounter with one case. Not thread-safe: one action at a time."""
 
-    def __init__(self, case: Case, backend: Any | None = None) -> None:
+    def __init__(self, case: Case, backend: Any | None = None, encoder: Any | None = None) -> None:
         self.case = case
         self.backend = backend
-        self.index = FactIndex(case)
+        self.index = FactIndex(case, encoder)
         self.guard = Guard(case)
         self.exams = Lookup(case.examination, EXAM_CODES)
         self.tests = Lookup(case.investigations, TEST_CODES)

@@ -47,6 +47,18 @@ def load_model(spec: str | None, no_model: bool = False) -> tuple[Any | None, Mo
         return None, ModelChoice(None, error=f"authored-answers mode: {err}")
 
 
+def load_encoder() -> Any | None:
+    """The sentence encoder for hybrid retrieval, or None (lexical retrieval) if not installed."""
+    from . import embed
+
+    if not embed.available():
+        return None
+    try:
+        return embed.Encoder.load()
+    except ModelError:
+        return None
+
+
 @dataclass
 class Session:
     case: Case
@@ -67,6 +79,7 @@ class Session:
         model: ModelChoice | None = None,
         resume: str | None = None,
         store: Store | None = None,
+        encoder: Any | None = None,
     ) -> Session:
         """Open (or resume) an attempt on an installed case. Raises EdgeTutorError/CasePackError."""
         entry = PackStore().case(case_id)
@@ -74,7 +87,7 @@ class Session:
         store = store or open_db()
         store.mark_interrupted_stale()
         model = model or ModelChoice(getattr(backend, "name", None))
-        encounter = Encounter(case, backend)
+        encounter = Encounter(case, backend, encoder if encoder is not None else load_encoder())
         if resume:
             attempt = store.attempt(resume)
             if attempt.case_id != case.id:
