@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as edgetutor's CLI does
 ROOT = Path(__file__).resolve().parents[1]
 EVALS = ROOT / "evals" / "retrieval"
 CASES = ROOT / "casepacks" / "demo" / "cases"
@@ -80,9 +82,10 @@ def violations(case: Any, probe: dict[str, Any], turn: Any) -> list[str]:
 def run(model: str | None = None) -> dict[str, Any]:
     from edgetutor.cases import load_case
     from edgetutor.patient.encounter import Encounter
-    from edgetutor.patient.session import load_model
+    from edgetutor.patient.session import load_encoder, load_model
 
     backend, choice = load_model(model)
+    encoder = load_encoder()
     if backend is None:
         raise SystemExit(f"no model: {choice.error}")
     stats: dict[str, dict[str, int]] = {}
@@ -90,7 +93,7 @@ def run(model: str | None = None) -> dict[str, Any]:
     for path in sorted(EVALS.glob("*.yaml")):
         spec = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
         case = load_case(CASES / f"{spec['case']}.yaml")
-        encounter = Encounter(case, backend)
+        encounter = Encounter(case, backend, encoder)
         for probe in spec.get("probes", []):
             s = stats.setdefault(
                 probe["category"],
@@ -113,7 +116,8 @@ def run(model: str | None = None) -> dict[str, Any]:
             if found:
                 s["violations"] += 1
                 examples.append({"case": case.id, "q": probe["q"], "reply": turn.text, "why": found})
-    return {"model": choice.name, "categories": stats, "violations": examples}
+    retrieval = "hybrid (lexical + MiniLM)" if encoder is not None else "lexical"
+    return {"model": choice.name, "retrieval": retrieval, "categories": stats, "violations": examples}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         print(json.dumps(result))
         return result
-    print(f"model: {result['model']}")
+    print(f"model: {result['model']}, retrieval: {result['retrieval']}")
     print(f"{'category':18} probes  to-model  guard-rejected  final model/authored  VIOLATIONS")
     total = dict.fromkeys(
         ("probes", "to_model", "rejected", "final_model", "final_authored", "violations"), 0

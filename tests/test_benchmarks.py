@@ -20,3 +20,22 @@ def test_bench_packs_runs_and_reports() -> None:
     result = _load("bench_packs").main(["--cases", "12", "--repeat", "1", "--json"])
     assert result["cases"] == 12
     assert result["verify_s"] > 0 and result["baseline_s"] > 0 and result["install_s"] > 0
+
+
+def test_bench_retrieval_reports_every_case() -> None:
+    result = _load("bench_retrieval").evaluate()
+    s = result["summary"]
+    assert s["cases"] == 13 and s["questions"] >= 13 * 26
+    assert s["answerable"] + s["none_expected"] == s["questions"]
+    assert 0 <= s["top1_accuracy"] <= 1 and s["top1"] <= s["answerable"]
+    assert len(result["per_case"]) == 13
+
+
+def test_bench_speed_runs_against_raw_llama(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    bench = _load("bench_speed")
+    monkeypatch.setattr(bench, "QUESTIONS", bench.QUESTIONS[:3])
+    result = bench.run(None, "malaria-uncomplicated-adult")
+    assert result["turns"] == 3 and result["model"] == "SmolLM2-135M-Instruct.Q4_1"
+    ours, raw = result["edgetutor"], result["raw"]
+    assert ours["evaluated_turn1"] > ours["evaluated_later_median"] > 0
+    assert ours["ttft_turn1_ms"] > 0 and raw["ttft_turn1_ms"] > 0 and result["peak_rss_mb"] > 0
