@@ -316,6 +316,7 @@ def run_cmd(
         if not resume:
             click.echo(f"Patient: {session.replies[0].text}\n  [authored]")
     session.play(script, show)
+    scored = session.score() if session.encounter.ended else None
     if as_json:
         doc = {
             "case": session.case.id,
@@ -331,13 +332,21 @@ def run_cmd(
             "model_load_s": round(choice.load_s, 3),
             "turns": [r.record() for r in session.encounter.turns],
             "summary": session.summary(),
+            "score": scored[0].as_dict() if scored else None,
+            "debrief": scored[1] if scored else None,
         }
         click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
     else:
+        from .scoring.debrief import format_debrief
+
         s = session.summary()
         click.echo(
             f"Attempt {session.attempt.id}: {s['status']}, {s['turns']} turns, answered by {s['answered_by']}"
         )
+        if scored:
+            click.echo("\nDebrief\n" + format_debrief(scored[1]))
+        else:
+            click.echo(f"The encounter is not finished: continue it with --resume {session.attempt.id}")
 
 
 def main() -> None:

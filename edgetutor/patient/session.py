@@ -151,6 +151,23 @@ class Session:
             if self.encounter.ended:
                 break
 
+    def score(self) -> tuple[Any, dict[str, Any]]:
+        """The checklist score and the itemised debrief of this encounter (deterministic)."""
+        from ..scoring.checklist import score
+        from ..scoring.debrief import debrief, transcript_from_turns
+
+        seconds = (self.attempt.ended or self.attempt.started) - self.attempt.started
+        transcript = transcript_from_turns(
+            (r.record() for r in self.encounter.turns), seconds.total_seconds()
+        )
+        pack = {
+            "id": self.entry.pack_id,
+            "version": self.entry.pack_version,
+            "digest": self.entry.pack_digest,
+        }
+        result = score(self.case, transcript, pack)
+        return result, debrief(self.case, result)
+
     def summary(self) -> dict[str, Any]:
         questions = [r for r in self.encounter.turns if r.kind == "question" and r.matched]
         by_source: dict[str, int] = {}

@@ -1,0 +1,1 @@
+"""Scoring: deterministic checklist scores and the itemised debrief."""

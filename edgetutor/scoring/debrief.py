@@ -1,0 +1,93 @@
+"""The itemised debrief: what was done, what was missed and why it matters. Never generated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..cases.schema import Case
+from .checklist import Score, Transcript
+
+
+def transcript_from_turns(turns: Iterable[Mapping[str, Any]], seconds: float = 0.0) -> Transcript:
+    """Build the scoring input from recorded turns (dicts with kind, utterance, matched)."""
+    asked: list[str] = []
+    examined: list[str] = []
+    ordered: list[str] = []
+    diagnosis: str | None = None
+    plans: list[str] = []
+    n = 0
+    for turn in turns:
+        kind, matched = turn["kind"], list(turn.get("matched") or [])
+        if kind == "opening":
+            continue
+        n += 1
+        target = {"question": asked, "examine": examined, "order": ordered}.get(kind)
+        if target is not None:
+            target += [m for m in matched if m not in target]
+        elif kind == "diagnose":
+            diagnosis = turn["utterance"]
+        elif kind == "plan":
+            plans.append(turn["utterance"])
+    return Transcript(asked, examined, ordered, diagnosis, "; ".join(plans) or None, n, seconds)
+
+
+def debrief(case: Case, result: Score) -> dict[str, Any]:
+    """The debrief as data: checklist, critical errors, pathway, teaching points, sources."""
+    facts = {f.id: f for f in case.facts}
+    checklist = []
+    for item in result.items:
+        entry: dict[str, Any] = {
+            "item": item.description, "domain": item.domain, "weight": item.weight, "done": item.done
+        }  # fmt: skip
+        kind, ref = item.target.split(":", 1)
+        if not item.done and kind == "fact" and ref in facts:
+            fact = facts[ref]
+            entry["ask"] = (
+                fact.questions[0] if fact.questions else f"Ask about: {', '.join(fact.keywords[:3])}"
+            )
+        checklist.append(entry)
+    return {
+        "score": result.total,
+        "passed": result.passed,
+        "pass_mark": result.pass_mark,
+        "domains": result.domains,
+        "checklist": checklist,
+        "critical_errors": [
+            {"error": c.description, "evidence": c.evidence, "cap": c.cap} for c in result.critical
+        ],
+        "stewardship": result.stewardship,
+        "expected_pathway": {
+            "diagnosis": case.diagnosis.primary.name,
+            "differentials": [d.name for d in case.diagnosis.differentials],
+            "management": [a.action for a in case.management] or [case.management_note or ""],
+        },
+        "teaching_points": list(case.teaching_points),
+        "sources": [f"{s.title} ({s.publisher}, {s.year})" for s in case.sources],
+    }
+
+
+def format_debrief(doc: Mapping[str, Any]) -> str:
+    """Plain-text debrief for the terminal."""
+    lines = [
+        f"Score {doc['score']:.0%} ({'PASS' if doc['passed'] else 'NOT YET'}; pass mark {doc['pass_mark']:.0%})",
+        "By domain: " + ", ".join(f"{d} {v:.0%}" for d, v in doc["domains"].items()),
+        "Checklist:",
+    ]
+    for entry in doc["checklist"]:
+        mark = "x" if entry["done"] else " "
+        ask = f'  (try: "{entry["ask"]}")' if "ask" in entry else ""
+        lines.append(f"  [{mark}] {entry['item']}{ask}")
+    for c in doc["critical_errors"]:
+        lines.append(f"CRITICAL: {c['error']} ({c['evidence']}; score capped at {c['cap']:.0%})")
+    for s in doc["stewardship"]:
+        lines.append(f"Test stewardship: {s['test']} (-{s['penalty']:g}): {s['reason']}")
+    p = doc["expected_pathway"]
+    lines.append(
+        f"Expected: {p['diagnosis']}; consider {', '.join(p['differentials']) or 'no listed differentials'}"
+    )
+    lines += [f"  - {m}" for m in p["management"]]
+    lines.append("Teaching points:")
+    lines += [f"  - {t}" for t in doc["teaching_points"]]
+    lines.append("Sources: " + "; ".join(doc["sources"]))
+    return "\n".join(lines)
