@@ -171,8 +171,10 @@ def test_stored_attempt_replays_to_the_same_score(home: Path, tmp_path: Path) ->
             {"kind": t.kind, "utterance": t.utterance, "matched": t.matched}
             for t in store.turns(doc["attempt"])
         ]
+        stored = store.score(doc["attempt"])
+    assert stored is not None and stored["pack"]["digest"] == doc["pack"]["digest"]
     again = score(case, transcript_from_turns(turns), doc["score"]["pack"]).as_dict()
     for key in ("total", "raw", "passed", "domains", "items", "critical", "stewardship"):
-        assert again[key] == doc["score"][key], key
+        assert again[key] == doc["score"][key] == stored[key], key
     assert doc["score"]["scorer_version"] and doc["score"]["pack"]["digest"]
     assert [s["test"] for s in doc["score"]["stewardship"]] == ["micro.widal"]

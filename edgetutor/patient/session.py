@@ -136,7 +136,8 @@ class Session:
         elif reply.kind == "plan":
             self.store.set_answer(self.attempt.id, plan=self.encounter.plan)
         elif reply.kind == "end":
-            self.attempt = self.store.finish_attempt(self.attempt.id)
+            result, _ = self.score(ended=True)
+            self.attempt = self.store.finish_attempt(self.attempt.id, result.as_dict())
         return reply
 
     def play(self, lines: Iterable[str], on_reply: Callable[[str, Reply], None] | None = None) -> None:
@@ -151,12 +152,15 @@ class Session:
             if self.encounter.ended:
                 break
 
-    def score(self) -> tuple[Any, dict[str, Any]]:
+    def score(self, ended: bool = False) -> tuple[Any, dict[str, Any]]:
         """The checklist score and the itemised debrief of this encounter (deterministic)."""
+        import datetime as dt
+
         from ..scoring.checklist import score
         from ..scoring.debrief import debrief, transcript_from_turns
 
-        seconds = (self.attempt.ended or self.attempt.started) - self.attempt.started
+        end = dt.datetime.now(dt.UTC) if ended else (self.attempt.ended or self.attempt.started)
+        seconds = end - self.attempt.started
         transcript = transcript_from_turns(
             (r.record() for r in self.encounter.turns), seconds.total_seconds()
         )

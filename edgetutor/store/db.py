@@ -354,15 +354,31 @@ class Store:
                 [diagnosis, plan, attempt_id],
             )
 
-    def finish_attempt(self, attempt_id: str) -> Attempt:
-        """Mark the attempt 'finished' now. Raises EdgeTutorError unless it is 'in_progress'."""
+    def finish_attempt(self, attempt_id: str, score: Mapping[str, Any] | None = None) -> Attempt:
+        """Mark the attempt 'finished' now, storing its `score` (a Score.as_dict()) in the same
+        transaction. Raises EdgeTutorError unless it is 'in_progress'."""
         with self._write():
             self._require_in_progress(attempt_id, "finish")
+            now = _stamp(_now())
             self.db.execute(
-                "UPDATE attempts SET status = 'finished', ended = ? WHERE id = ?",
-                [_stamp(_now()), attempt_id],
+                "UPDATE attempts SET status = 'finished', ended = ? WHERE id = ?", [now, attempt_id]
             )
+            if score is not None:
+                pack = score["pack"]
+                self.db.execute(
+                    "INSERT INTO scores (attempt_id, total, passed, pack_id, pack_version, pack_digest,"
+                    " scorer_version, detail, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        attempt_id, score["total"], int(bool(score["passed"])), pack["id"], pack["version"],
+                        pack["digest"], score["scorer_version"], json.dumps(score, sort_keys=True), now,
+                    ],
+                )  # fmt: skip
         return self.attempt(attempt_id)
+
+    def score(self, attempt_id: str) -> dict[str, Any] | None:
+        """The stored score of a finished attempt (None if it has none)."""
+        rows = self._rows("SELECT detail FROM scores WHERE attempt_id = ?", [attempt_id])
+        return json.loads(rows[0]["detail"]) if rows else None
 
     def mark_interrupted_stale(self) -> list[str]:
         """Mark 'in_progress' attempts whose session is gone as 'interrupted'; return their ids.

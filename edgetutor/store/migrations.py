@@ -119,6 +119,27 @@ def m005_indexes(db: Database) -> None:
     attempts.create_index(["status"], index_name="idx_attempts_status")
 
 
+@migration
+def m006_scores(db: Database) -> None:
+    # One score per finished attempt, written in the same transaction that finishes it. It keeps
+    # what is needed to recompute and audit it: the pack's id, version and digest and the scorer.
+    db.execute(
+        """
+        CREATE TABLE scores (
+            attempt_id TEXT PRIMARY KEY REFERENCES attempts(id),
+            total REAL NOT NULL CHECK (total >= 0 AND total <= 1),
+            passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
+            pack_id TEXT NOT NULL,
+            pack_version INTEGER NOT NULL,
+            pack_digest TEXT NOT NULL,
+            scorer_version TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            created TEXT NOT NULL
+        )
+        """
+    )
+
+
 def applied(db: Database) -> list[str]:
     """Names of the migrations recorded in `db`, in the order they were applied."""
     if not db.table("_migrations").exists():
