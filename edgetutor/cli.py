@@ -349,6 +349,54 @@ def run_cmd(
             click.echo(f"The encounter is not finished: continue it with --resume {session.attempt.id}")
 
 
+@cli.command("progress")
+@click.option("--trainee", default=None, help="One trainee (default: everyone on this device).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def progress_cmd(trainee: str | None, as_json: bool) -> None:
+    """Attempts over time, strengths and gaps by domain and competency, and cases to do next."""
+    import datetime as dt
+    import json
+
+    from .cases.loader import load_case
+    from .packs.install import PackStore
+    from .scoring.progress import CaseInfo, ScoredAttempt, progress
+    from .store import open_db
+
+    cases = []
+    for entry in PackStore().cases():
+        case = load_case(entry.file)
+        cases.append(CaseInfo(case.id, case.title, (case.specialty, *case.tags)))
+    with open_db() as store:
+        person = store.trainee(trainee) if trainee else None
+        scored = store.scored(person)
+    attempts = [
+        ScoredAttempt(a.case_id, a.ended or a.started, s["total"], s["passed"], s["domains"])
+        for a, s in scored
+    ]
+    doc = progress(attempts, cases, dt.datetime.now(dt.UTC))
+    if as_json:
+        click.echo(json.dumps(doc, indent=1))
+        return
+    click.echo(
+        f"{len(doc['attempts'])} finished attempt(s), {doc['cases_attempted']} case(s), {doc['cases_passed']} passed"
+    )
+    for a in doc["attempts"][-10:]:
+        click.echo(
+            f"  {a['ended'][:16]}  {a['case']:34} {a['score']:>4.0%}  {'pass' if a['passed'] else 'not yet'}"
+        )
+    if doc["domains"]:
+        click.echo("By domain:")
+        for domain, value in doc["domains"].items():
+            click.echo(f"  {domain:15} {'#' * round(value * 20):20} {value:.0%}")
+    if doc["gaps"]:
+        click.echo("Gaps: " + ", ".join(doc["gaps"]))
+    if doc["strengths"]:
+        click.echo("Strengths: " + ", ".join(doc["strengths"]))
+    click.echo("Next:")
+    for r in doc["recommended"]:
+        click.echo(f"  {r['case']:34} {r['why']}")
+
+
 def main() -> None:
     # numpy (sentence embeddings) and llama.cpp share two cores: one BLAS thread keeps both steady.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

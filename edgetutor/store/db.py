@@ -375,6 +375,19 @@ class Store:
                 )  # fmt: skip
         return self.attempt(attempt_id)
 
+    def scored(self, trainee: Trainee | None = None) -> list[tuple[Attempt, dict[str, Any]]]:
+        """Finished attempts with their stored scores, oldest first (one trainee's, or everyone's)."""
+        sql = "SELECT a.*, s.detail AS score_detail FROM attempts a JOIN scores s ON s.attempt_id = a.id"
+        params: list[Any] = []
+        if trainee is not None:
+            sql += " WHERE a.trainee_id = ?"
+            params.append(trainee.id)
+        rows = self._rows(sql + " ORDER BY a.ended, a.id", params)
+        return [
+            (_attempt({k: v for k, v in r.items() if k != "score_detail"}), json.loads(r["score_detail"]))
+            for r in rows
+        ]
+
     def score(self, attempt_id: str) -> dict[str, Any] | None:
         """The stored score of a finished attempt (None if it has none)."""
         rows = self._rows("SELECT detail FROM scores WHERE attempt_id = ?", [attempt_id])

@@ -1,0 +1,102 @@
+"""Progress across attempts: domains, competencies, and which case to practise next.
+
+Competencies are the topics a case teaches: its `specialty` and its `tags` (e.g. "malaria",
+"paediatrics"). Domains are the rubric's five (history ... management). A trainee's level in
+either is the mean of their latest score on each case that has it.
+
+Recommendation order (documented choice):
+1. failed cases that are due again: spaced repetition at 1, 3, 7, 14 days after the n-th failure;
+2. cases never attempted, those whose competencies and domains are weakest first (a topic never
+   practised counts as 0.5, between weak and strong);
+3. passed cases, oldest attempt first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+REPEAT_AFTER_DAYS = (1, 3, 7, 14)
+UNKNOWN_LEVEL = 0.5
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    id: str
+    title: str
+    competencies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScoredAttempt:
+    case_id: str
+    ended: dt.datetime
+    total: float
+    passed: bool
+    domains: dict[str, float]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(sum(values) / len(values), 3) if values else 0.0
+
+
+def progress(
+    attempts: Sequence[ScoredAttempt], cases: Sequence[CaseInfo], now: dt.datetime, limit: int = 5
+) -> dict[str, Any]:
+    """Summarise scored attempts and recommend cases. Pure: the same input gives the same output."""
+    history = sorted(attempts, key=lambda a: a.ended)
+    latest: dict[str, ScoredAttempt] = {}
+    failures: dict[str, int] = defaultdict(int)
+    for a in history:
+        latest[a.case_id] = a
+        failures[a.case_id] = 0 if a.passed else failures[a.case_id] + 1
+    info = {c.id: c for c in cases}
+
+    domain_scores: dict[str, list[float]] = defaultdict(list)
+    competency_scores: dict[str, list[float]] = defaultdict(list)
+    for case_id, a in latest.items():
+        for domain, value in a.domains.items():
+            domain_scores[domain].append(value)
+        for comp in info[case_id].competencies if case_id in info else ():
+            competency_scores[comp].append(a.total)
+    domains = {d: _mean(v) for d, v in sorted(domain_scores.items())}
+    competencies = {c: _mean(v) for c, v in sorted(competency_scores.items())}
+
+    def weakness(case: CaseInfo) -> float:
+        levels = [competencies.get(c, UNKNOWN_LEVEL) for c in case.competencies] or [UNKNOWN_LEVEL]
+        return sum(levels) / len(levels)
+
+    due, unseen, passed = [], [], []
+    for case in cases:
+        last = latest.get(case.id)
+        if last is None:
+            unseen.append((weakness(case), case.id, "not attempted yet"))
+        elif not last.passed:
+            wait = REPEAT_AFTER_DAYS[min(failures[case.id], len(REPEAT_AFTER_DAYS)) - 1]
+            due_at = last.ended + dt.timedelta(days=wait)
+            if due_at <= now:
+                due.append(
+                    (due_at, case.id, f"not passed yet ({last.total:.0%}); due again after {wait} day(s)")
+                )
+        else:
+            passed.append((last.ended, case.id, f"passed {last.total:.0%}; revision"))
+    ranked = [*sorted(due), *sorted(unseen), *sorted(passed)]
+    recommended = [
+        {"case": case_id, "title": info[case_id].title, "why": why} for _, case_id, why in ranked[:limit]
+    ]
+    return {
+        "attempts": [
+            {"case": a.case_id, "ended": a.ended.isoformat(), "score": a.total, "passed": a.passed}
+            for a in history
+        ],
+        "cases_attempted": len(latest),
+        "cases_passed": sum(a.passed for a in latest.values()),
+        "domains": domains,
+        "competencies": competencies,
+        "strengths": [c for c, v in competencies.items() if v >= 0.75],
+        "gaps": [c for c, v in sorted(competencies.items(), key=lambda kv: kv[1]) if v < 0.6],
+        "recommended": recommended,
+    }
