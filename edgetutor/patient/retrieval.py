@@ -48,7 +48,7 @@ COVERAGE_WEIGHT = 0.5
 # Hybrid scoring (with an encoder), tuned on evals/retrieval.
 LEXICAL_WEIGHT = 0.4
 LEXICAL_HALF = 10.0
-HYBRID_NONE = 0.3
+HYBRID_NONE = 0.4
 # Other facts are given with the best one when within this much of its hybrid score.
 HYBRID_SECOND = 0.05
 # Semantic similarity to a fact's own questions or keywords that counts as asking it directly.
