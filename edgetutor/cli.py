@@ -397,6 +397,57 @@ def progress_cmd(trainee: str | None, as_json: bool) -> None:
         click.echo(f"  {r['case']:34} {r['why']}")
 
 
+@cli.group()
+def audit() -> None:
+    """Audits of case content."""
+
+
+@audit.command("bias")
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def audit_bias(target: str, as_json: bool) -> None:
+    """Replay encounters on copies of each case with the patient's sex, age band and name swapped;
+    report any change in retrieval, scores or debrief items. TARGET: an installed pack or case id,
+    a case .yaml file, or a pack source folder. Exit 1 if anything changed."""
+    import json
+
+    from .cases.lint import lint_source
+    from .cases.loader import load_case
+    from .errors import CasePackError
+    from .packs.install import PackStore
+    from .patient.session import load_encoder
+    from .scoring.audit import audit_case
+
+    path = Path(target)
+    if path.is_dir():
+        cases, problems = lint_source(path)
+        if any(p.severity == "error" for p in problems):
+            raise CasePackError(f"{target} has lint errors (run: edgetutor pack lint {target})")
+    elif path.is_file():
+        cases = [load_case(path)]
+    else:
+        store = PackStore()
+        entries = [c for c in store.cases() if c.pack_id == target] or [store.case(target)]
+        cases = [load_case(e.file) for e in entries]
+    encoder = load_encoder()
+    reports = [audit_case(case, encoder=encoder) for case in cases]
+    if as_json:
+        click.echo(json.dumps(reports, indent=1))
+    else:
+        for r in reports:
+            fixed = f" (not swapped: {', '.join(r['fixed'])})" if r["fixed"] else ""
+            click.echo(
+                f"{'clean  ' if r['clean'] else 'CHANGED'} {r['case']}: {len(r['variants'])} swap(s), {r['lines']} actions{fixed}"
+            )
+            for v in r["variants"]:
+                for d in v["differences"]:
+                    click.echo(f"    {v['swap']} -> {v['patient']}: {d}")
+        changed = sum(not r["clean"] for r in reports)
+        click.echo(f"{len(reports)} case(s) audited, {changed} with differences")
+    if any(not r["clean"] for r in reports):
+        sys.exit(1)
+
+
 def main() -> None:
     # numpy (sentence embeddings) and llama.cpp share two cores: one BLAS thread keeps both steady.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
