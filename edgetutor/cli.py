@@ -267,6 +267,7 @@ def models_cmd(model: str | None) -> None:
     "--trainee", default="trainee", show_default=True, help="Trainee name the attempt is recorded under."
 )
 @click.option("--resume", default=None, help="Continue an unfinished attempt (its id).")
+@click.option("--narrative", is_flag=True, help="Add a feedback paragraph by the model (checked; optional).")
 def run_cmd(
     case_id: str,
     script: Any,
@@ -275,6 +276,7 @@ def run_cmd(
     no_model: bool,
     trainee: str,
     resume: str | None,
+    narrative: bool,
 ) -> None:
     """Play an encounter headlessly from a script of actions and print the transcript.
 
@@ -317,6 +319,11 @@ def run_cmd(
             click.echo(f"Patient: {session.replies[0].text}\n  [authored]")
     session.play(script, show)
     scored = session.score() if session.encounter.ended else None
+    story = None
+    if scored and narrative and backend is not None:
+        from .scoring.narrative import narrate
+
+        story = narrate(backend, scored[1])
     if as_json:
         doc = {
             "case": session.case.id,
@@ -334,6 +341,7 @@ def run_cmd(
             "summary": session.summary(),
             "score": scored[0].as_dict() if scored else None,
             "debrief": scored[1] if scored else None,
+            "narrative": story,
         }
         click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
     else:
@@ -345,6 +353,10 @@ def run_cmd(
         )
         if scored:
             click.echo("\nDebrief\n" + format_debrief(scored[1]))
+            if story and story["text"]:
+                click.echo(f"\nTutor's note (written by the model, checked): {story['text']}")
+            elif story:
+                click.echo(f"\n(The model's feedback paragraph was dropped: {'; '.join(story['reasons'])})")
         else:
             click.echo(f"The encounter is not finished: continue it with --resume {session.attempt.id}")
 

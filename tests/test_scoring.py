@@ -178,3 +178,39 @@ def test_stored_attempt_replays_to_the_same_score(home: Path, tmp_path: Path) ->
         assert again[key] == doc["score"][key] == stored[key], key
     assert doc["score"]["scorer_version"] and doc["score"]["pack"]["digest"]
     assert [s["test"] for s in doc["score"]["stewardship"]] == ["micro.widal"]
+
+
+def test_narrative_check() -> None:
+    from edgetutor.scoring.narrative import check
+
+    source = (
+        "Score: 66 percent (passed).\nDone well: Asked about convulsions.\nMissed: Asked about bed net use."
+    )
+    assert check("Well done: you asked about convulsions. Next time, remember the bed net.", source) == []
+    assert "word not in the result (emergency)" in check("Convulsions are an emergency.", source)
+    assert any("number not in the result (80)" in r for r in check("You scored 80 percent.", source))
+    assert "cut off mid-sentence" in check("Well done, you asked about", source)
+    assert "repeats itself" in check("Well done. Well done.", source)
+    assert "talks as an AI" in check("As an AI I think you did well.", source)
+
+
+def test_narrative_with_the_real_model_never_replaces_the_itemised_debrief(
+    home: Path, tmp_path: Path
+) -> None:
+    from edgetutor.scoring.narrative import check, source_text
+
+    runner = CliRunner()
+    assert runner.invoke(make_cli(), ["pack", "install", str(ROOT / "casepacks")]).exit_code == 0
+    script = tmp_path / "visit.txt"
+    script.write_text("any fits?\nexamine vitals\norder rdt\ndiagnose malaria\nplan coartem\nend\n")
+    result = runner.invoke(
+        make_cli(), ["run", "malaria-uncomplicated-adult", "--script", str(script), "--json", "--narrative"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    story = doc["narrative"]
+    assert doc["debrief"]["checklist"] and story["draft"]
+    if story["text"] is None:
+        assert story["reasons"] == check(story["draft"], source_text(doc["debrief"])) != []
+    else:
+        assert check(story["text"], source_text(doc["debrief"])) == []
