@@ -37,9 +37,18 @@ def make_cli() -> click.Group:
 @click.version_option(__version__, prog_name="edgetutor")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """EdgeTutor: practise clinical encounters with offline virtual patients."""
+    """EdgeTutor: practise clinical encounters with offline virtual patients.
+
+    With no command, opens the terminal app.
+    """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        # No terminal (a pipe, CliRunner, CI): print help rather than start a full-screen app.
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            click.echo(ctx.get_help())
+            return
+        from .tui.app import make_app
+
+        make_app().run()
 
 
 # -- keys and trust -------------------------------------------------------------------------

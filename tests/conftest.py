@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+# As the `edgetutor` command does: one BLAS thread, so numpy's idle threads do not spin on the
+# cores llama.cpp needs (set before anything imports numpy).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SRC = ROOT / "casepacks" / "demo"
 EXAMPLE_CASE = DEMO_SRC / "cases" / "malaria-uncomplicated-adult.yaml"
