@@ -37,6 +37,7 @@ class LibraryScreen(EdgeScreen):
         Binding("slash", "search", "Search", key_display="/"),
         Binding("escape", "back", "Trainees"),
         Binding("p", "progress", "Progress"),
+        Binding("i", "install", "Install packs"),
     ]
 
     def __init__(self) -> None:
@@ -73,7 +74,7 @@ class LibraryScreen(EdgeScreen):
         who = self.edge.trainee.name if self.edge.trainee else "?"
         title = f"Cases for {who}: {len(self.cases)} installed"
         if not self.cases:
-            title += " (install a pack: edgetutor pack install PATH)"
+            title += " (press i to install packs from a USB stick)"
         self.query_one("#library-title", Label).update(title)
         self.fill(self.query_one("#search", Input).value)
 
@@ -118,3 +119,8 @@ class LibraryScreen(EdgeScreen):
 
     def action_progress(self) -> None:
         self.edge.show_progress()
+
+    def action_install(self) -> None:
+        from .install import InstallScreen
+
+        self.app.push_screen(InstallScreen(), lambda installed: self.reload())

@@ -343,3 +343,59 @@ async def test_escape_stops_a_streaming_reply(demo: Path, encoder: Any, notes: l
         assert screen.session is not None
         guard = screen.session.replies[-1].guard or {}
         assert "cancelled" in " ".join(guard.get("reasons", []))
+
+
+async def test_install_packs_from_a_usb_folder(
+    home: Path, tmp_path: Path, encoder: Any, notes: list[tuple[str, str]]
+) -> None:
+    """From the library: `i`, a folder like a USB stick, one good pack and one tampered one."""
+    import shutil
+    import zipfile
+
+    from edgetutor.tui.install import InstallScreen
+
+    from ..conftest import ROOT
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    shutil.copy(ROOT / "casepacks" / "edgetutor-demo.etpack", usb / "demo.etpack")
+    with zipfile.ZipFile(usb / "demo.etpack") as src, zipfile.ZipFile(usb / "tampered.etpack", "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("malaria-uncomplicated-adult.yaml"):
+                data = data.replace(b"artemether", b"chloroquin")
+            dst.writestr(info, data)
+    app = make_app(backend=ScriptedBackend(), encoder=encoder)
+    async with app.run_test(size=SIZE) as pilot:
+        library = await to_library(app, pilot)
+        assert library.visible_ids() == []
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, InstallScreen)
+        box = app.screen.query_one("#install-path", Input)
+        box.value = str(usb)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, LibraryScreen)
+        assert len(app.screen.visible_ids()) == 13
+        assert any("Installed: edgetutor-demo v1, 13 case(s)" in msg for _, msg in notes)
+        assert any(sev == "error" and "refused tampered.etpack" in msg for sev, msg in notes)
+    assert [p.pack_id for p in PackStore().installed()] == ["edgetutor-demo"]
+
+
+async def test_install_from_a_missing_folder_is_an_error(
+    home: Path, encoder: Any, notes: list[tuple[str, str]]
+) -> None:
+    from edgetutor.tui.install import InstallScreen
+
+    app = make_app(backend=ScriptedBackend(), encoder=encoder)
+    async with app.run_test(size=SIZE) as pilot:
+        await to_library(app, pilot)
+        await pilot.press("i")
+        await pilot.pause()
+        app.screen.query_one("#install-path", Input).value = "/no/such/usb"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, InstallScreen)
+        assert any(sev == "error" and "no such file or folder: /no/such/usb" in msg for sev, msg in notes)
+    assert not (home / "packs").exists()
