@@ -72,7 +72,10 @@ class Tmux:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
-def run(home: Path, question: str = "how long have you had the fever?") -> dict[str, Any]:
+QUESTIONS = ("how long have you had the fever?", "any fits or jerking?")
+
+
+def run(home: Path, questions: tuple[str, ...] = QUESTIONS) -> dict[str, Any]:
     """Launch the app on an EDGETUTOR_HOME with the demo pack installed and time it."""
     exe = Path(sys.executable).parent / "edgetutor"
     env = {"EDGETUTOR_HOME": str(home), "OPENBLAS_NUM_THREADS": "1", "TERM": "xterm-256color"}
@@ -92,14 +95,24 @@ def run(home: Path, question: str = "how long have you had the fever?") -> dict[
         tmux.wait_for(lambda s: "ask a question" in s and "Joseph Banda" in s)
         # The model loads in the background; wait for the status bar to name it.
         tmux.wait_for(lambda s: "model " in s and "loading" not in s, timeout=120)
-        before = tmux.screen().count("Patient:")
-        tmux.send(question, "Enter")
-        first = tmux.wait_for(
-            lambda s: "speaking..." in s or s.count("Patient:") > before and "[" in s.split("You:")[-1]
-        )
-        final = tmux.wait_for(
-            lambda s: "[model]" in s.split("You:")[-1] or "[case answer]" in s.split("You:")[-1]
-        )
+        timings = []
+        for question in questions:
+            sent = time.perf_counter()
+            tmux.send(question, "Enter")
+            asked = f"You: {question}"
+
+            def tail(screen: str, asked: str = asked) -> str:
+                # What follows the question once it is on screen (nothing before that).
+                flat = " ".join(screen.split())
+                return flat.split(asked)[-1] if asked in flat else ""
+
+            # "thinking..." shows at once; "speaking..." replaces it when the first piece arrives.
+            tmux.wait_for(
+                lambda s, t=tail: "speaking..." in t(s) or "[model]" in t(s) or "[case answer]" in t(s)
+            )
+            first = time.perf_counter() - sent
+            tmux.wait_for(lambda s, t=tail: "[model]" in t(s) or "[case answer]" in t(s))
+            timings.append((first, time.perf_counter() - sent))
         reply_screen = tmux.screen()
     finally:
         tmux.close()
@@ -107,8 +120,10 @@ def run(home: Path, question: str = "how long have you had the fever?") -> dict[
         "launch_to_trainee_screen_s": round(trainee, 3),
         "launch_to_library_s": round(library_total, 3),
         "name_entered_to_library_s": round(library, 3),
-        "question_to_first_piece_s": round(first, 3),
-        "question_to_final_reply_s": round(final, 3),
+        "question_to_first_piece_s": round(timings[0][0], 3),
+        "question_to_final_reply_s": round(timings[0][1], 3),
+        "later_question_to_first_piece_s": round(timings[-1][0], 3),
+        "later_question_to_final_reply_s": round(timings[-1][1], 3),
         "reply_screen": reply_screen,
     }
 
@@ -130,10 +145,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         print(f"launch -> trainee screen: {result['launch_to_trainee_screen_s']:.2f} s")
         print(f"launch -> case library (incl. typing a name): {result['launch_to_library_s']:.2f} s")
-        print(
-            f"question -> first streamed piece on screen: {result['question_to_first_piece_s'] * 1000:.0f} ms"
-        )
-        print(f"question -> final reply on screen: {result['question_to_final_reply_s'] * 1000:.0f} ms")
+        for label, key in (("first question", "question"), ("later question", "later_question")):
+            print(
+                f"{label} -> first streamed piece on screen: {result[key + '_to_first_piece_s'] * 1000:.0f} ms, "
+                f"final reply: {result[key + '_to_final_reply_s'] * 1000:.0f} ms"
+            )
     return result
 
 

@@ -24,7 +24,7 @@ def test_real_app_in_tmux_answers_a_question(tmp_path: Path) -> None:
         [str(exe), "pack", "install", str(ROOT / "casepacks")],
         check=True, capture_output=True, env={**os.environ, "EDGETUTOR_HOME": str(home)},
     )  # fmt: skip
-    result = bench.run(home, "any fits or jerking?")
+    result = bench.run(home, ("how long have you had the fever?", "any fits or jerking?"))
     screen = result["reply_screen"]
     after = screen.split("You: any fits or jerking?")[-1]
     assert "Patient:" in after and ("[model]" in after or "[case answer]" in after), screen
