@@ -289,8 +289,8 @@ def run_cmd(
 ) -> None:
     """Play an encounter headlessly from a script of actions and print the transcript.
 
-    Actions: a question in free text; examine <system>; order <test>; diagnose <text>;
-    plan <text>; end.
+    Actions: a question in free text; examine <system>; order <test>; note <text>;
+    diagnose <text>; plan <text>; end.
     """
     import json
 

@@ -155,3 +155,20 @@ def test_scripted_model_reply_is_guarded(case: Case) -> None:
 
 def test_clean_reply() -> None:
     assert clean_reply('Joseph: "I have a fever."\nDoctor: ok') == "I have a fever."
+
+
+def test_notes_are_kept_but_never_scored_or_spoken(case: Case) -> None:
+    from edgetutor.scoring.checklist import score
+    from edgetutor.scoring.debrief import transcript_from_turns
+
+    enc = Encounter(case)
+    reply = enc.act("note fever 3 days, check for danger signs, chloroquine?")
+    assert reply.kind == "note" and reply.source == "system" and reply.matched == []
+    assert enc.notes == ["fever 3 days, check for danger signs, chloroquine?"]
+    enc.act("end")
+    result = score(case, transcript_from_turns(r.record() for r in enc.turns))
+    assert not result.critical or all(c.id != "chloroquine" for c in result.critical)
+    replayed = Encounter(case)
+    for r in enc.turns:
+        replayed.replay(r.record())
+    assert replayed.notes == enc.notes

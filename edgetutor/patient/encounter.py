@@ -5,6 +5,8 @@ Actions, one per line, the same words in the app and in `edgetutor run --script`
 - `examine <system or finding>` (also `exam`), `order <test>` (also `test`): looked up in the
   case, never generated;
 - `diagnose <text>`, `plan <text>`: recorded for scoring;
+- `note <text>`: the trainee's own note (kept with the attempt, never scored, never sent to
+  the model);
 - `end`: finishes the encounter.
 
 What an examination or test the case does not describe returns (a documented choice):
@@ -37,7 +39,7 @@ ACTION_WORDS = {
     "order": "order", "test": "order", "request": "order", "investigate": "order",
     "diagnose": "diagnose", "diagnosis": "diagnose", "dx": "diagnose",
     "plan": "plan", "treat": "plan", "treatment": "plan", "management": "plan",
-    "end": "end", "finish": "end", "submit": "end",
+    "end": "end", "finish": "end", "submit": "end", "note": "note",
 }  # fmt: skip
 
 
@@ -65,7 +67,7 @@ class Reply:
 
 
 def parse_action(line: str) -> tuple[str, str]:
-    """('question'|'examine'|'order'|'diagnose'|'plan'|'end', argument)."""
+    """('question'|'examine'|'order'|'diagnose'|'plan'|'note'|'end', argument)."""
     text = line.strip()
     head, _, rest = text.partition(" ")
     kind = ACTION_WORDS.get(head.lower().rstrip(":"))
@@ -172,6 +174,7 @@ class Encounter:
         self.ordered: list[str] = []
         self.diagnosis: str | None = None
         self.plan: str | None = None
+        self.notes: list[str] = []
         self.ended = False
         self.turns: list[Reply] = []
 
@@ -199,6 +202,9 @@ class Encounter:
         elif kind == "plan":
             self.plan = arg if not self.plan else f"{self.plan}; {arg}"
             reply = Reply("plan", arg, f"Plan recorded: {arg}", "system")
+        elif kind == "note":
+            self.notes.append(arg)
+            reply = Reply("note", arg, f"Note kept: {arg}", "system")
         else:
             self.ended = True
             reply = Reply("end", "", "Encounter ended.", "system")
@@ -217,6 +223,8 @@ class Encounter:
             self.diagnosis = arg
         elif kind == "plan":
             self.plan = arg if not self.plan else f"{self.plan}; {arg}"
+        elif kind == "note":
+            self.notes.append(arg)
         elif kind == "end":
             self.ended = True
         self.turns.append(

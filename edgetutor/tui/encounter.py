@@ -39,7 +39,7 @@ def action_suggestions() -> list[str]:
     Only EdgeTutor's standard names are offered, not the case's own items: suggesting exactly
     what the case describes would tell the trainee where the abnormal findings are.
     """
-    out = ["examine vitals", "diagnose ", "plan ", "end"]
+    out = ["examine vitals", "note ", "diagnose ", "plan ", "end"]
     for prefix, codes in (("examine", EXAM_CODES), ("order", TEST_CODES)):
         for name, aliases in codes.values():
             for label in (name.lower(), *aliases):
@@ -116,8 +116,9 @@ class EncounterScreen(EdgeScreen):
             with Vertical(id="side"):
                 yield Panel("Examination", id="findings")
                 yield Panel("Results", id="results")
+                yield Panel("My notes", id="notes")
         yield Input(
-            placeholder="ask a question, or: examine X, order X, diagnose X, plan X, end",
+            placeholder="ask a question, or: examine X, order X, note X, diagnose X, plan X, end",
             suggester=SuggestFromList(action_suggestions(), case_sensitive=False),
             id="action",
         )
@@ -234,6 +235,8 @@ class EncounterScreen(EdgeScreen):
             self.query_one("#findings", Panel).add_item(reply.text)
         elif reply.ok and reply.kind == "order":
             self.query_one("#results", Panel).add_item(reply.text)
+        elif reply.kind == "note":
+            self.query_one("#notes", Panel).add_item(reply.utterance)
         if doc is not None and self.session is not None:
             self.edge.show_debrief(self.session.case.title, doc)
 

@@ -13,6 +13,7 @@ Actions, typed in the box (the same words as `edgetutor run`):
   a question        e.g. how long have you had the fever?
   examine <system>  e.g. examine vitals (also: exam, check)
   order <test>      e.g. order malaria rdt (also: test, request)
+  note <text>       your own note, kept in the My notes panel
   diagnose <text>   add differentials with: ; ddx a, b
   plan <text>       management (may be given more than once)
   end               finish and see the debrief

@@ -399,3 +399,16 @@ async def test_install_from_a_missing_folder_is_an_error(
         assert isinstance(app.screen, InstallScreen)
         assert any(sev == "error" and "no such file or folder: /no/such/usb" in msg for sev, msg in notes)
     assert not (home / "packs").exists()
+
+
+async def test_notes_go_to_their_panel(demo: Path, encoder: Any) -> None:
+    app = make_app(backend=ScriptedBackend(), encoder=encoder)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_case(app, pilot)
+        await submit(app, pilot, "note spleen? ask about travel")
+        notes = screen.query_one("#notes", Panel)
+        assert "spleen? ask about travel" in " ".join(str(w.render()) for w in notes.query(Static))
+        assert screen.session is not None
+        with open_db() as store:
+            kinds = [t.kind for t in store.turns(screen.session.attempt.id)]
+        assert kinds[-1] == "note"
