@@ -42,6 +42,10 @@ def format_progress(doc: dict[str, Any]) -> str:
         "By domain:",
         domain_lines(doc["domains"]) if doc["domains"] else "  (no finished attempts yet)",
     ]
+    if doc["competencies"]:
+        # Weakest first, at most eight: the chart is for deciding what to practise.
+        weakest = dict(sorted(doc["competencies"].items(), key=lambda kv: (kv[1], kv[0]))[:8])
+        lines += ["", "By competency (weakest first):", domain_lines({k[:15]: v for k, v in weakest.items()})]
     if doc["gaps"]:
         lines.append("Gaps: " + ", ".join(doc["gaps"]))
     if doc["strengths"]:
@@ -54,7 +58,8 @@ def format_progress(doc: dict[str, Any]) -> str:
                 f"  {a['ended'][:16].replace('T', ' ')}  {a['case']:32} {a['score']:>4.0%} {verdict}"
             )
     lines += ["", "Next:"]
-    lines += [f"  {r['case']}: {r['why']}" for r in doc["recommended"]]
+    # Titles, not ids: a case id often names its diagnosis.
+    lines += [f"  {r['title']}: {r['why']}" for r in doc["recommended"]]
     return "\n".join(lines)
 
 

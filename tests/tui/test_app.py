@@ -139,6 +139,11 @@ async def test_full_encounter_to_debrief_and_progress(demo: Path, encoder: Any) 
         await settle(app, pilot)
         assert isinstance(app.screen, ProgressScreen)
         assert app.screen.doc is not None and app.screen.doc["cases_attempted"] == 1
+        shown = str(app.screen.query_one("#progress-text", Static).content)
+        assert "By competency (weakest first):" in shown and "infectious disease" in shown
+        next_part = shown.split("Next:")[1]
+        assert app.screen.doc["recommended"][0]["title"] in next_part
+        assert app.screen.doc["recommended"][0]["case"] not in next_part  # ids can name the diagnosis
         await pilot.press("l")
         await pilot.pause()
         assert isinstance(app.screen, LibraryScreen)
