@@ -375,26 +375,13 @@ def run_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def progress_cmd(trainee: str | None, as_json: bool) -> None:
     """Attempts over time, strengths and gaps by domain and competency, and cases to do next."""
-    import datetime as dt
     import json
 
-    from .cases.loader import load_case
-    from .packs.install import PackStore
-    from .scoring.progress import CaseInfo, ScoredAttempt, progress
+    from .scoring.progress import progress_for
     from .store import open_db
 
-    cases = []
-    for entry in PackStore().cases():
-        case = load_case(entry.file)
-        cases.append(CaseInfo(case.id, case.title, (case.specialty, *case.tags)))
     with open_db() as store:
-        person = store.trainee(trainee) if trainee else None
-        scored = store.scored(person)
-    attempts = [
-        ScoredAttempt(a.case_id, a.ended or a.started, s["total"], s["passed"], s["domains"])
-        for a, s in scored
-    ]
-    doc = progress(attempts, cases, dt.datetime.now(dt.UTC))
+        doc = progress_for(store, store.trainee(trainee) if trainee else None)
     if as_json:
         click.echo(json.dumps(doc, indent=1))
         return

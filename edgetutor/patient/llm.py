@@ -89,16 +89,14 @@ def physical_cores() -> int:
     except (AttributeError, OSError):
         allowed = list(range(os.cpu_count() or 1))
     cores: set[tuple[str, str]] = set()
-    try:
+    with contextlib.suppress(OSError):
         for cpu in allowed:
             topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
             cores.add(
                 ((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip())
             )
         return max(1, len(cores))
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError, ValueError):
         cores = set()
         wanted = set(allowed)
         for block in Path("/proc/cpuinfo").read_text().split("\n\n"):
@@ -109,8 +107,6 @@ def physical_cores() -> int:
                 cores.add((fields.get("physical id", "0"), fields["core id"]))
         if cores:
             return len(cores)
-    except (OSError, ValueError):
-        pass
     return max(1, len(allowed))
 
 

@@ -17,7 +17,10 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..store.db import Store, Trainee
 
 REPEAT_AFTER_DAYS = (1, 3, 7, 14)
 UNKNOWN_LEVEL = 0.5
@@ -100,3 +103,20 @@ def progress(
         "gaps": [c for c, v in sorted(competencies.items(), key=lambda kv: kv[1]) if v < 0.6],
         "recommended": recommended,
     }
+
+
+def progress_for(store: Store, trainee: Trainee | None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """`progress()` for one trainee (or everyone) over the installed cases: what the CLI and the
+    app both show. Raises EdgeTutorError (unreadable pack or case)."""
+    from ..cases.loader import load_case
+    from ..packs.install import PackStore
+
+    cases = []
+    for entry in PackStore().cases():
+        case = load_case(entry.file)
+        cases.append(CaseInfo(case.id, case.title, (case.specialty, *case.tags)))
+    attempts = [
+        ScoredAttempt(a.case_id, a.ended or a.started, s["total"], s["passed"], s["domains"])
+        for a, s in store.scored(trainee)
+    ]
+    return progress(attempts, cases, now or dt.datetime.now(dt.UTC))

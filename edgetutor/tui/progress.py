@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from rich.text import Text
@@ -19,19 +18,9 @@ from .debrief import domain_lines
 
 def progress_doc(store: Store, trainee: Trainee | None) -> dict[str, Any]:
     """The same summary as `edgetutor progress`, for one trainee. Raises EdgeTutorError."""
-    from ..cases.loader import load_case
-    from ..packs.install import PackStore
-    from ..scoring.progress import CaseInfo, ScoredAttempt, progress
+    from ..scoring.progress import progress_for
 
-    cases = []
-    for entry in PackStore().cases():
-        case = load_case(entry.file)
-        cases.append(CaseInfo(case.id, case.title, (case.specialty, *case.tags)))
-    attempts = [
-        ScoredAttempt(a.case_id, a.ended or a.started, s["total"], s["passed"], s["domains"])
-        for a, s in store.scored(trainee)
-    ]
-    return progress(attempts, cases, dt.datetime.now(dt.UTC))
+    return progress_for(store, trainee)
 
 
 def format_progress(doc: dict[str, Any]) -> str:
