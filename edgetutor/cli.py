@@ -456,6 +456,19 @@ def audit_bias(target: str, as_json: bool) -> None:
         sys.exit(1)
 
 
+def _attach_commands() -> None:
+    # Each of these modules imports only click at load time; the work is imported when run.
+    from .bench.commands import bench
+    from .hub.commands import hub
+    from .sync.commands import results, sync_cmd
+
+    for command in (sync_cmd, results, hub, bench):
+        cli.add_command(command)
+
+
+_attach_commands()
+
+
 def main() -> None:
     # numpy (sentence embeddings) and llama.cpp share two cores: one BLAS thread keeps both steady.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

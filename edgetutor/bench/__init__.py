@@ -1,0 +1,1 @@
+"""`edgetutor bench`: how fast each available model talks on this machine."""

@@ -1,0 +1,177 @@
+"""The result-sync protocol shared by devices and the hub: events, bundles, the HTTP API.
+
+Everything that crosses from a device to a coordinator is defined here and only here, so the two
+sides cannot drift apart. Nothing in this module touches a database, a file or the network.
+
+Events
+------
+Every finished attempt becomes one append-only *event*, a JSON object::
+
+    {"v": 1, "type": "attempt.finished", "event_id": <32 hex>, "device_id": <16 hex>,
+     "seq": 1, 2, ... (per device, no gaps), "prev": <hash of event seq-1, or GENESIS>,
+     "created": <ISO 8601 UTC>, "payload": {...},
+     "hash": sha256 hex of canonical(event without "hash" and "sig"),
+     "sig": base64 Ed25519 signature by the device key over EVENT_DOMAIN + hash}
+
+The chain (`prev`) makes a deleted, reordered or rewritten event visible to the hub: a gap
+(`seq` beyond the next expected) or a fork (an accepted `seq` with a different hash).
+
+Bundles (USB)
+-------------
+`results export` writes one JSON file, `*.etres`::
+
+    {"v": 1, "kind": "edgetutor-results", "device_id", "public_key": <PEM>, "created",
+     "enroll": {"token": ...} or null, "events": [...], "sig": over BUNDLE_DOMAIN + sha256(canonical(rest))}
+
+HTTP API (JSON; hub side in `edgetutor.hub`)
+--------------------------------------------
+- GET  /api/v1/ping -> {"hub": "edgetutor", "version": ...}: the cheap reachability probe.
+- POST /api/v1/enroll {"token", "device_id", "public_key", "label", "proof"} -> {"device_id",
+  "site", "acked_seq", "head"}; proof = sign(ENROLL_DOMAIN + token + "\\n" + device_id).
+- POST /api/v1/events, header Idempotency-Key, {"device_id", "events": [...]} ->
+  {"acked_seq", "head", "accepted", "replayed", "rejected": [{"event_id", "seq", "reason"}]}.
+- GET  /api/v1/devices/<device_id>/ack -> {"acked_seq", "head"}.
+- GET  /api/v1/packs -> {"packs": [{"pack_id", "version", "digest", "size", "url"}]};
+  GET <url> -> the signed .etpack bytes (installed by the device through normal verification).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+PROTOCOL_VERSION = 1
+EVENT_TYPE = "attempt.finished"
+BUNDLE_KIND = "edgetutor-results"
+BUNDLE_SUFFIX = ".etres"
+GENESIS = "0" * 64
+API = "/api/v1"
+
+EVENT_DOMAIN = b"edgetutor-event-v1\n"
+BUNDLE_DOMAIN = b"edgetutor-bundle-v1\n"
+ENROLL_DOMAIN = b"edgetutor-enroll-v1\n"
+
+EVENT_FIELDS = ("v", "type", "event_id", "device_id", "seq", "prev", "created", "payload", "hash", "sig")
+
+
+def canonical(obj: Any) -> bytes:
+    """The one byte form that is hashed and signed: sorted keys, no spaces, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+def event_hash(event: dict[str, Any]) -> str:
+    """sha256 hex of the event without its `hash` and `sig` fields."""
+    body = {k: v for k, v in event.items() if k not in ("hash", "sig")}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return None
+
+
+def seal_event(
+    key: Ed25519PrivateKey,
+    *,
+    event_id: str,
+    device_id: str,
+    seq: int,
+    prev: str,
+    created: str,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """A complete signed event (see the module docstring)."""
+    event: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "type": EVENT_TYPE,
+        "event_id": event_id,
+        "device_id": device_id,
+        "seq": seq,
+        "prev": prev,
+        "created": created,
+        "payload": payload,
+    }
+    event["hash"] = event_hash(event)
+    event["sig"] = _b64(key.sign(EVENT_DOMAIN + event["hash"].encode("ascii")))
+    return event
+
+
+def check_event(event: Any, public_key: Ed25519PublicKey) -> str | None:
+    """None if `event` is well formed, its hash matches its content and its signature is the
+    device key's; otherwise the reason, one short phrase (used in hub logs and replies)."""
+    if not isinstance(event, dict) or set(event) != set(EVENT_FIELDS):
+        return "malformed event"
+    if event["v"] != PROTOCOL_VERSION or event["type"] != EVENT_TYPE:
+        return "unsupported event version or type"
+    if not isinstance(event["seq"], int) or isinstance(event["seq"], bool) or event["seq"] < 1:
+        return "malformed sequence number"
+    if not isinstance(event["payload"], dict) or not all(
+        isinstance(event[k], str) for k in ("event_id", "device_id", "prev", "created", "hash", "sig")
+    ):
+        return "malformed event"
+    try:
+        recomputed = event_hash(event)
+    except (TypeError, ValueError):
+        return "malformed event"
+    if recomputed != event["hash"]:
+        return "hash does not match content"
+    sig = _unb64(event["sig"])
+    if sig is None:
+        return "bad signature"
+    try:
+        public_key.verify(sig, EVENT_DOMAIN + event["hash"].encode("ascii"))
+    except InvalidSignature:
+        return "bad signature"
+    return None
+
+
+def enroll_proof(key: Ed25519PrivateKey, token: str, device_id: str) -> str:
+    return _b64(key.sign(ENROLL_DOMAIN + f"{token}\n{device_id}".encode()))
+
+
+def check_enroll_proof(public_key: Ed25519PublicKey, token: str, device_id: str, proof: str) -> bool:
+    sig = _unb64(proof)
+    if sig is None:
+        return False
+    try:
+        public_key.verify(sig, ENROLL_DOMAIN + f"{token}\n{device_id}".encode())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _bundle_digest(bundle: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in bundle.items() if k != "sig"}
+    return BUNDLE_DOMAIN + hashlib.sha256(canonical(body)).hexdigest().encode("ascii")
+
+
+def seal_bundle(key: Ed25519PrivateKey, bundle: dict[str, Any]) -> dict[str, Any]:
+    """`bundle` (every field but `sig`) with its signature added."""
+    sealed = dict(bundle)
+    sealed.pop("sig", None)
+    sealed["sig"] = _b64(key.sign(_bundle_digest(sealed)))
+    return sealed
+
+
+def check_bundle_sig(bundle: dict[str, Any], public_key: Ed25519PublicKey) -> bool:
+    sig = _unb64(bundle.get("sig", "")) if isinstance(bundle.get("sig"), str) else None
+    if sig is None:
+        return False
+    try:
+        public_key.verify(sig, _bundle_digest(bundle))
+    except (InvalidSignature, TypeError, ValueError):
+        return False
+    return True
