@@ -2,9 +2,161 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
+
+DB_OPTION = click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The hub database (SQLite file, created if missing).",
+)
 
 
 @click.group("hub")
 def hub() -> None:
     """Coordinator hub: enroll devices, serve, import USB bundles, report."""
+
+
+@hub.command("serve")
+@DB_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option("--log-level", default="warning", show_default=True, help="uvicorn log level.")
+def hub_serve(db_path: Path, host: str, port: int, log_level: str) -> None:
+    """Serve the sync API and the coordinators' dashboard (/) until stopped."""
+    from .server import serve
+
+    serve(db_path, host, port, log_level)
+
+
+@hub.command("enroll")
+@DB_OPTION
+@click.option("--site", required=True, help="The site (clinic, school) the device will belong to.")
+@click.option("--label", default=None, help="A name for the device shown in listings.")
+def hub_enroll(db_path: Path, site: str, label: str | None) -> None:
+    """Issue a single-use enrollment token for one device at SITE (only its hash is stored)."""
+    from .db import HubDB
+    from .ingest import new_token
+
+    with HubDB(db_path) as db:
+        token = new_token(db, site, label)
+    click.echo(token)
+    click.echo(f"Single-use enrollment token for site {site!r}: give it to the device once.", err=True)
+
+
+@hub.command("devices")
+@DB_OPTION
+def hub_devices(db_path: Path) -> None:
+    """List enrolled devices: site, label, last sync, acknowledged sequence, anomalies."""
+    from .db import HubDB
+
+    with HubDB(db_path) as db:
+        devices = db.devices()
+        counts = db.anomaly_counts()
+    if not devices:
+        click.echo("No devices enrolled.")
+        return
+    header = ("DEVICE", "SITE", "LABEL", "ENROLLED", "LAST SYNC", "ACKED", "REVOKED", "ANOMALIES")
+    rows = [
+        (
+            d.id,
+            d.site,
+            d.label or "",
+            d.enrolled[:19],
+            (d.last_sync or "never")[:19],
+            str(d.acked_seq),
+            (d.revoked or "no")[:19],
+            str(counts.get(d.id, 0)),
+        )
+        for d in devices
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@hub.command("revoke")
+@click.argument("device_id")
+@DB_OPTION
+def hub_revoke(device_id: str, db_path: Path) -> None:
+    """Refuse any further results from DEVICE_ID (its stored results stay)."""
+    from . import HubError
+    from .db import HubDB
+
+    with HubDB(db_path) as db:
+        if db.device(device_id) is None:
+            raise HubError(f"no device {device_id} is enrolled")
+        with db.write():
+            changed = db.revoke(device_id)
+    click.echo(f"Revoked device {device_id}" if changed else f"Device {device_id} was already revoked")
+
+
+@hub.command("import")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@DB_OPTION
+def hub_import(bundle: Path, db_path: Path) -> None:
+    """Import a USB results bundle (.etres); importing it again changes nothing."""
+    from .db import HubDB
+    from .ingest import import_bundle
+
+    with HubDB(db_path) as db:
+        result = import_bundle(db, bundle)
+    reply = result.reply
+    if result.enrolled:
+        click.echo(f"Enrolled device {result.device_id} at site {result.site!r} from the bundle's token")
+    click.echo(
+        f"{bundle.name}: device {result.device_id}: {reply['accepted']} new, {reply['replayed']} already present,"
+        f" {len(reply['rejected'])} refused; acknowledged up to seq {reply['acked_seq']}"
+    )
+    for item in reply["rejected"]:
+        click.echo(f"Refused seq {item['seq']} ({item['event_id']}): {item['reason']}", err=True)
+    if reply["rejected"]:
+        sys.exit(1)
+
+
+@hub.command("publish")
+@click.argument("pack", type=click.Path(path_type=Path, dir_okay=False))
+@DB_OPTION
+def hub_publish(pack: Path, db_path: Path) -> None:
+    """Add a signed case pack to the catalogue devices download from (they verify it)."""
+    from .catalogue import publish
+    from .db import HubDB
+
+    with HubDB(db_path) as db:
+        row = publish(db, pack)
+    click.echo(
+        f"Published {row['pack_id']} v{row['version']} ({row['size']} bytes, sha256 {row['digest'][:12]})"
+    )
+
+
+@hub.command("report")
+@DB_OPTION
+@click.option(
+    "--by",
+    type=click.Choice(["trainee", "case", "competency", "site", "device"]),
+    default="trainee",
+    show_default=True,
+    help="What each row is.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write to a file.")
+def hub_report(db_path: Path, by: str, fmt: str, out: Path | None) -> None:
+    """Progress across devices: per trainee, case, competency, site or device."""
+    from .db import HubDB
+    from .report import build_report, format_report
+
+    with HubDB(db_path) as db:
+        text = format_report(build_report(db, by), fmt)
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        from ..fsutil import atomic_write_bytes
+
+        atomic_write_bytes(out, text.encode("utf-8"))
+        click.echo(f"Wrote {out}", err=True)

@@ -1,0 +1,400 @@
+"""Enrollment and event ingest: the rules that decide what the hub accepts.
+
+The HTTP API and `hub import` (USB bundles) both call `enroll()` and `ingest()`, so a result
+arriving by either path is judged the same way and stored once.
+
+Ingest rules for one batch from device D (one transaction; see docs/hub.md):
+- D must be enrolled and not revoked;
+- each event must belong to D and pass `protocol.check_event` with D's enrolled key;
+- an event already stored (same event_id, or same D+seq) with the same hash is a replay:
+  acknowledged, not stored again; with a different hash it is a fork and refused;
+- the next event accepted is seq = acked_seq + 1 whose `prev` is the head hash; a higher seq is
+  a gap and refused;
+- processing stops at the first refused event that the chain needed (seq > acked_seq): the
+  events after it cannot chain. Refusals are logged in `anomalies` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ..errors import KeyFileError
+from ..packs.signing import key_id, parse_public_key
+from ..sync import protocol
+from . import HubError
+from .db import Device, HubDB, now, token_hash
+
+log = logging.getLogger("edgetutor.hub")
+
+NOT_PROCESSED = "not processed: follows a refused event"
+MAX_BATCH = 5000
+
+
+@dataclass
+class BatchResult:
+    acked_seq: int
+    head: str
+    accepted: int = 0
+    replayed: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def reply(self) -> dict[str, Any]:
+        return {
+            "acked_seq": self.acked_seq,
+            "head": self.head,
+            "accepted": self.accepted,
+            "replayed": self.replayed,
+            "rejected": self.rejected,
+        }
+
+
+def new_token(db: HubDB, site: str, label: str | None = None) -> str:
+    """Issue a single-use enrollment token for `site`; only its hash is stored."""
+    site = site.strip()
+    if not site:
+        raise HubError("the site name must not be empty")
+    token = secrets.token_urlsafe(24)
+    with db.write():
+        db.add_token(token, site, (label or "").strip() or None)
+    return token
+
+
+@lru_cache(maxsize=1024)
+def _public_key(pem: str) -> Ed25519PublicKey:
+    return parse_public_key(pem, "the device public key")
+
+
+def _refuse(
+    db: HubDB, via: str, device_id: str | None, kind: str, reason: str, status: int = 403
+) -> HubError:
+    """Log a refusal that writes nothing else (its own transaction) and return the error to raise."""
+    log.warning("refused (%s) device %s: %s", via, device_id, reason)
+    with db.write():
+        db.add_anomaly(via, device_id, kind, reason)
+    return HubError(reason, status)
+
+
+def enroll(
+    db: HubDB,
+    *,
+    token: str,
+    device_id: str,
+    public_key: str,
+    label: str | None,
+    proof: str | None,
+    via: str = "http",
+) -> Device:
+    """Enroll a device with a single-use token and return it.
+
+    `proof` is the device's signature over the token and its id (protocol.enroll_proof); a USB
+    bundle passes None because its own signature, checked by the caller, covers the token.
+    Enrolling the same key again with the token it already used returns the device unchanged.
+    Raises HubError (status 403) for anything else: unknown or used token, a device id that is not
+    the key's id, a proof that does not verify, a revoked device.
+    """
+    if not all(isinstance(v, str) and v for v in (token, device_id, public_key)):
+        raise HubError("enrollment needs a token, a device_id and a public_key", 400)
+    try:
+        key = _public_key(public_key)
+    except KeyFileError as err:
+        raise HubError("the public key is not an Ed25519 PEM public key") from err
+    if key_id(key) != device_id:
+        raise HubError("device_id is not the id of the public key")
+    if proof is not None and not protocol.check_enroll_proof(key, token, device_id, proof):
+        raise HubError("enrollment proof does not verify with the public key")
+    with db.write():
+        row = db.token(token)
+        if row is None:
+            raise HubError("unknown enrollment token")
+        existing = db.device(device_id, lock=True)
+        if row["used_by"] is not None:
+            if (
+                row["used_by"] == device_id
+                and existing is not None
+                and existing.token_hash == token_hash(token)
+                and _public_key(existing.public_key) == key
+            ):
+                if existing.revoked:
+                    raise HubError(f"device {device_id} is revoked")
+                return existing
+            raise HubError("enrollment token already used")
+        if existing is not None:
+            raise HubError(
+                f"device {device_id} is already enrolled" + (" and revoked" if existing.revoked else "")
+            )
+        label = row["label"] or (label.strip() if isinstance(label, str) and label.strip() else None)
+        db.add_device(device_id, public_key, row["site"], label, row["hash"], via, protocol.GENESIS)
+        db.use_token(row["hash"], device_id)
+        device = db.device(device_id)
+    assert device is not None
+    log.info("enrolled device %s at site %s via %s", device_id, device.site, via)
+    return device
+
+
+def writable_device(db: HubDB, device_id: Any, via: str) -> Device:
+    """The enrolled, non-revoked device `device_id`. Raises HubError 401 (unknown) or 403 (revoked),
+    logging the refusal."""
+    if not isinstance(device_id, str) or not device_id:
+        raise HubError("device_id is missing", 400)
+    device = db.device(device_id)
+    if device is None:
+        raise _refuse(db, via, device_id, "unknown-device", f"device {device_id} is not enrolled", 401)
+    if device.revoked:
+        raise _refuse(db, via, device_id, "revoked-device", f"device {device_id} is revoked", 403)
+    return device
+
+
+def _text(obj: Any, *keys: str) -> Any:
+    """obj[k1][k2]... or None when any level is missing or not a mapping (payloads vary)."""
+    for k in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(k)
+    return obj
+
+
+def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
+    if isinstance(value, bool) and kind is not bool:
+        return None
+    return value if isinstance(value, kind) else None
+
+
+def columns(event: dict[str, Any], via: str, received: str) -> dict[str, Any]:
+    """The stored row: the whole signed event plus the fields reports read, each None if absent."""
+    p = event["payload"]
+    comps = _text(p, "case", "competencies")
+    comps = [c for c in comps if isinstance(c, str)] if isinstance(comps, list) else []
+    specialty = _typed(_text(p, "case", "specialty"), str)
+    trainee_ref = _text(p, "trainee", "id")
+    passed = _text(p, "score", "passed")
+    return {
+        "event_id": event["event_id"],
+        "device_id": event["device_id"],
+        "seq": event["seq"],
+        "hash": event["hash"],
+        "prev": event["prev"],
+        "created": event["created"],
+        "received": received,
+        "via": via,
+        "body": protocol.canonical(event).decode("utf-8"),
+        "attempt_id": _typed(p.get("attempt_id"), str),
+        "trainee_ref": None if trainee_ref is None else str(trainee_ref),
+        "trainee_name": _typed(_text(p, "trainee", "name"), str),
+        "pack_id": _typed(_text(p, "pack", "id"), str),
+        "pack_version": _typed(_text(p, "pack", "version"), int),
+        "case_id": _typed(_text(p, "case", "id"), str),
+        "case_version": _typed(_text(p, "case", "version"), int),
+        "case_title": _typed(_text(p, "case", "title"), str),
+        "specialty": specialty,
+        "competencies": json.dumps(sorted({*comps, *([specialty] if specialty else [])})),
+        "model": _typed(p.get("model"), str),
+        "started": _typed(p.get("started"), str),
+        "ended": _typed(p.get("ended"), str),
+        "seconds": _typed(p.get("seconds"), (int, float)),
+        "turns": _typed(p.get("turns"), int),
+        "score": _typed(_text(p, "score", "total"), (int, float)),
+        "passed": None if not isinstance(passed, bool) else int(passed),
+        "scorer_version": _typed(_text(p, "score", "scorer_version"), str),
+    }
+
+
+def _kind(reason: str) -> str:
+    for word, kind in (
+        ("gap", "gap"),
+        ("fork", "fork"),
+        ("conflicting", "conflict"),
+        ("signature", "bad-signature"),
+        ("hash", "bad-hash"),
+        ("another device", "wrong-device"),
+    ):
+        if word in reason:
+            return kind
+    return "malformed"
+
+
+def ingest(
+    db: HubDB, device_id: Any, events: Any, via: str = "http", idempotency: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Apply the ingest rules (module docstring) to one batch, in one transaction; return the reply.
+
+    `idempotency` is (key, sha256 of the request body): a key seen before with the same body
+    returns the reply stored then, and nothing is processed again; with another body it is
+    refused (HubError 422). The reply is stored in the same transaction as the events.
+    Raises HubError 401/403 for an unknown or revoked device, 400 for a batch that is not a list
+    (or is larger than MAX_BATCH); refusals of single events are in the reply, not raised.
+    """
+    device = writable_device(db, device_id, via)
+    if not isinstance(events, list):
+        raise HubError("events must be a list", 400)
+    if len(events) > MAX_BATCH:
+        raise HubError(f"a batch holds at most {MAX_BATCH} events", 400)
+    key = _public_key(device.public_key)
+    with db.write():
+        current = db.device(device.id, lock=True)
+        assert current is not None
+        if current.revoked:  # revoked between the check above and this transaction
+            raise HubError(f"device {device.id} is revoked", 403)
+        if idempotency is not None:
+            seen = db.idempotent(device.id, idempotency[0])
+            if seen is not None:
+                if seen["request_hash"] != idempotency[1]:
+                    raise HubError("Idempotency-Key was already used for a different request", 422)
+                stored: dict[str, Any] = json.loads(seen["response"])
+                return stored
+        result = BatchResult(current.acked_seq, current.head)
+        received = now()
+        stopped = False
+        for event in events:
+            ev_id = event.get("event_id") if isinstance(event, dict) else None
+            seq = event.get("seq") if isinstance(event, dict) else None
+            ev_id = ev_id if isinstance(ev_id, str) else None
+            seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+            if stopped:
+                result.rejected.append({"event_id": ev_id, "seq": seq, "reason": NOT_PROCESSED})
+                continue
+            reason = _judge(db, device.id, key, event, result)
+            if reason is None:
+                if event["seq"] == result.acked_seq + 1:
+                    db.add_event(columns(event, via, received))
+                    result.acked_seq, result.head = event["seq"], event["hash"]
+                    result.accepted += 1
+                else:
+                    result.replayed += 1
+                continue
+            result.rejected.append({"event_id": ev_id, "seq": seq, "reason": reason})
+            db.add_anomaly(via, device.id, _kind(reason), reason, ev_id, seq, _digest(event))
+            log.warning("refused event (%s) device %s seq %s: %s", via, device.id, seq, reason)
+            # A refused event at or below the acked sequence does not break the chain; one the
+            # chain needed does, and nothing after it can be accepted.
+            if seq is None or seq > result.acked_seq:
+                stopped = True
+        db.advance(device.id, result.acked_seq, result.head)
+        reply = result.reply()
+        if idempotency is not None:
+            db.remember(device.id, idempotency[0], idempotency[1], json.dumps(reply))
+    return reply
+
+
+def _digest(event: Any) -> str | None:
+    """A short fingerprint of a refused event for the anomaly log (the event itself is not kept)."""
+    try:
+        return hashlib.sha256(protocol.canonical(event)).hexdigest()
+    except (TypeError, ValueError):
+        return None
+
+
+def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: BatchResult) -> str | None:
+    """None if `event` is the next in the chain or a replay of a stored one; else why it is refused."""
+    if (
+        isinstance(event, dict)
+        and isinstance(event.get("device_id"), str)
+        and event["device_id"] != device_id
+    ):
+        return "event belongs to another device"
+    problem = protocol.check_event(event, key)
+    if problem is not None:
+        return problem
+    seq, ev_id, digest = event["seq"], event["event_id"], event["hash"]
+    same_id = db.event_by_id(ev_id)
+    if same_id is not None:
+        if same_id["hash"] == digest:
+            return None
+        return f"conflicting content: event {ev_id} was already accepted with a different hash"
+    same_seq = db.event_by_seq(device_id, seq)
+    if same_seq is not None:
+        return f"fork: seq {seq} was already accepted with a different hash"
+    expected = state.acked_seq + 1
+    if seq > expected:
+        return f"gap: expected seq {expected}, got {seq}"
+    if seq < expected:  # unreachable while every seq up to acked_seq is stored; kept as a guard
+        return f"fork: seq {seq} is below the acknowledged {state.acked_seq}"
+    if event["prev"] != state.head:
+        return f"fork: prev of seq {seq} does not match the hash of seq {state.acked_seq}"
+    return None
+
+
+def idempotency_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+
+
+@dataclass
+class ImportResult:
+    device_id: str
+    site: str
+    enrolled: bool
+    reply: dict[str, Any]
+
+
+def import_bundle(db: HubDB, path: Path) -> ImportResult:
+    """Import a USB results bundle (`*.etres`): check it, enroll its device if it carries a valid
+    token and is not enrolled yet, then ingest its events exactly as the API does.
+
+    Everything happens in one transaction, so a refused bundle writes nothing. Raises HubError
+    when the file is not a bundle, its signature does not verify with the device key, or the
+    device is unknown (without a token), revoked, or the token is refused.
+    """
+    try:
+        if path.stat().st_size > MAX_BUNDLE_BYTES:
+            raise HubError(f"{path.name} is too large to be a results bundle")
+        bundle = json.loads(path.read_bytes())
+    except OSError as err:
+        raise HubError(f"cannot read {path}: {err.strerror or err}") from err
+    except (ValueError, UnicodeDecodeError) as err:
+        raise HubError(f"{path.name} is not a results bundle (not JSON)") from err
+    if (
+        not isinstance(bundle, dict)
+        or bundle.get("kind") != protocol.BUNDLE_KIND
+        or not isinstance(bundle.get("device_id"), str)
+        or not isinstance(bundle.get("public_key"), str)
+        or not isinstance(bundle.get("events"), list)
+    ):
+        raise HubError(f"{path.name} is not an EdgeTutor results bundle")
+    if bundle.get("v") != protocol.PROTOCOL_VERSION:
+        raise HubError(f"{path.name}: unsupported bundle version {bundle.get('v')!r}")
+    device_id: str = bundle["device_id"]
+    with db.write():
+        device = db.device(device_id, lock=True)
+        enrolled = False
+        if device is not None:
+            if not protocol.check_bundle_sig(bundle, _public_key(device.public_key)):
+                raise HubError(
+                    f"{path.name}: bundle signature does not verify with the key enrolled for device "
+                    f"{device_id} (altered, or not from that device)"
+                )
+        else:
+            try:
+                key = _public_key(bundle["public_key"])
+            except KeyFileError as err:
+                raise HubError(f"{path.name}: the bundle's public key is not an Ed25519 PEM key") from err
+            if not protocol.check_bundle_sig(bundle, key):
+                raise HubError(f"{path.name}: bundle signature does not verify (altered after export)")
+            token = _text(bundle, "enroll", "token")
+            if not isinstance(token, str) or not token:
+                raise HubError(
+                    f"device {device_id} is not enrolled and {path.name} carries no enrollment token"
+                )
+            # The bundle signature covers the token and the device id: it stands for the proof.
+            device = enroll(
+                db,
+                token=token,
+                device_id=device_id,
+                public_key=bundle["public_key"],
+                label=None,
+                proof=None,
+                via="usb",
+            )
+            enrolled = True
+        reply = ingest(db, device_id, bundle["events"], via="usb")
+    return ImportResult(device_id, device.site, enrolled, reply)

@@ -1,0 +1,174 @@
+"""The hub's HTTP API and dashboard: one Starlette app (`make_app`) served by uvicorn (`serve`).
+
+Handlers are plain functions, which Starlette runs in its thread pool, so a batch being verified
+and written never blocks the event loop (pings and the dashboard keep answering). The database
+work itself is serialised by HubDB's lock and SQLite's write lock.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..sync import protocol
+from . import HubError
+from .catalogue import catalogue, pack_file
+from .db import HubDB
+from .ingest import enroll, idempotency_hash, ingest
+
+MAX_BODY = 64 * 1024 * 1024
+# The dashboard runs no script at all: even a name that slipped past escaping could not execute.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HubError("request body too large", 413)
+    try:
+        return json.loads(body), body
+    except (ValueError, UnicodeDecodeError) as err:
+        raise HubError("request body is not JSON", 400) from err
+
+
+def make_app(db: HubDB) -> Starlette:
+    """The hub application over an open database (the CLI and the tests both build it here)."""
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse(
+            {"hub": "edgetutor", "version": __version__, "protocol": protocol.PROTOCOL_VERSION}
+        )
+
+    async def enroll_ep(request: Request) -> Response:
+        data, _ = await _json_body(request)
+        if not isinstance(data, dict):
+            raise HubError("enrollment request must be a JSON object", 400)
+
+        def work() -> dict[str, Any]:
+            device = enroll(
+                db,
+                token=data.get("token"),  # type: ignore[arg-type]
+                device_id=data.get("device_id"),  # type: ignore[arg-type]
+                public_key=data.get("public_key"),  # type: ignore[arg-type]
+                label=data.get("label") if isinstance(data.get("label"), str) else None,
+                proof=data.get("proof") if isinstance(data.get("proof"), str) else "",
+            )
+            return {
+                "device_id": device.id,
+                "site": device.site,
+                "acked_seq": device.acked_seq,
+                "head": device.head,
+            }
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    async def events_ep(request: Request) -> Response:
+        data, body = await _json_body(request)
+        if not isinstance(data, dict):
+            raise HubError("a batch must be a JSON object with device_id and events", 400)
+        key = request.headers.get("idempotency-key")
+        idem = (key[:200], idempotency_hash(body)) if key else None
+        reply = await run_in_threadpool(ingest, db, data.get("device_id"), data.get("events"), "http", idem)
+        return JSONResponse(reply)
+
+    async def ack_ep(request: Request) -> Response:
+        device_id = request.path_params["device_id"]
+
+        def work() -> dict[str, Any]:
+            device = db.device(device_id)
+            if device is None:
+                raise HubError(f"device {device_id} is not enrolled", 401)
+            return {"acked_seq": device.acked_seq, "head": device.head, "revoked": device.revoked is not None}
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    async def packs_ep(request: Request) -> Response:
+        return JSONResponse({"packs": await run_in_threadpool(catalogue, db)})
+
+    async def pack_download(request: Request) -> Response:
+        digest = request.path_params["digest"]
+        path = await run_in_threadpool(pack_file, db, digest)
+        if path is None:
+            return _error("no such pack", 404)
+        return FileResponse(path, media_type="application/zip", filename=f"{digest}.etpack")
+
+    async def report_ep(request: Request) -> Response:
+        from .report import AXES, build_report
+
+        by = request.query_params.get("by", "trainee")
+        if by not in AXES:
+            return _error(f"unknown report axis {by!r} (one of {', '.join(AXES)})", 400)
+        return JSONResponse(await run_in_threadpool(build_report, db, by))
+
+    async def dashboard_ep(request: Request) -> Response:
+        from .dashboard import render
+
+        page = await run_in_threadpool(render, db)
+        return HTMLResponse(
+            page, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+        )
+
+    async def on_hub_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HubError)
+        return _error(str(exc), exc.status)
+
+    async def robots(request: Request) -> Response:
+        return PlainTextResponse("User-agent: *\nDisallow: /\n")
+
+    api = protocol.API
+    routes = [
+        Route("/", dashboard_ep),
+        Route("/robots.txt", robots),
+        Route(f"{api}/ping", ping),
+        Route(f"{api}/enroll", enroll_ep, methods=["POST"]),
+        Route(f"{api}/events", events_ep, methods=["POST"]),
+        Route(f"{api}/devices/{{device_id}}/ack", ack_ep),
+        Route(f"{api}/packs", packs_ep),
+        Route(f"{api}/packs/{{digest}}.etpack", pack_download),
+        Route(f"{api}/report", report_ep),
+    ]
+    return Starlette(routes=routes, exception_handlers={HubError: on_hub_error})
+
+
+def serve(db_path: Path, host: str, port: int, log_level: str = "warning") -> None:
+    """Open the database, bind, print one line with the real address, then serve until stopped."""
+    import logging
+
+    import uvicorn
+
+    db = HubDB(db_path)
+    app = make_app(db)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        db.close()
+        raise HubError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+    sock.listen(2048)
+    real_port = sock.getsockname()[1]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    shown = f"[{host}]" if ":" in host else host
+    print(f"EdgeTutor hub listening on http://{shown}:{real_port} (db {db_path})", flush=True)
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        db.close()
+        sys.stdout.flush()
