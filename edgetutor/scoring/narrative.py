@@ -24,7 +24,7 @@ _TUTOR_WORDS = {
     stem(w)
     for w in """patient case history examination exam test tests diagnosis plan well done good great
     job work keep remember next time try also missed miss forgot forget important asked ask checked
-    check make sure practice practise improve improvement strong strength area areas point points
+    check make sure practice practise practising practicing improve improvement strong strength area areas point points
     score scored passed pass percent overall careful attention nice excellent effort encounter
     trainee learn learning review thank thanks""".split()
 }

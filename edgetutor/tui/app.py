@@ -62,6 +62,7 @@ class EdgeTutorApp(App[None]):
             self.model_choice = ModelChoice(None, error="authored answers (no model)")
         self.models_ready = threading.Event()
         self.trainee: Trainee | None = None
+        self._switched = False  # the model was changed in the app (say so once it is loaded)
 
     # -- shared state --------------------------------------------------------------------------
     @property
@@ -131,6 +132,8 @@ class EdgeTutorApp(App[None]):
         self.screen.refresh(repaint=True, layout=True)
         if self.model_choice is not None and self.model_choice.error and not self.no_model:
             self.notify(self.model_choice.error, title="No model", severity="warning", timeout=8)
+        elif self._switched and self.model_choice is not None and self.model_choice.name:
+            self.notify(f"{self.model_choice.name} loaded in {self.model_choice.load_s:.1f} s", timeout=3)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
@@ -154,13 +157,51 @@ class EdgeTutorApp(App[None]):
         else:
             self.push_screen(LibraryScreen())
 
-    def start_case(self, case_id: str) -> None:
+    def start_case(self, case_id: str, resume: str | None = None) -> None:
+        """Open the encounter on `case_id`: a new attempt, or the unfinished attempt `resume`."""
         from .encounter import EncounterScreen
 
         if self.trainee is None:
             self.notify("choose a trainee first", severity="error")
             return
-        self.push_screen(EncounterScreen(case_id))
+        self.push_screen(EncounterScreen(case_id, resume=resume))
+
+    # -- model choice ----------------------------------------------------------------------------
+    def current_model(self) -> str | None:
+        """The model file in use, NO_MODEL in authored-answers mode, None while loading."""
+        from .dialogs import NO_MODEL
+
+        if not self.models_ready.is_set():
+            return None
+        if self.backend is None:
+            return NO_MODEL
+        return self.model_choice.path if self.model_choice and self.model_choice.path else None
+
+    def choose_model(self, key: str) -> None:
+        """Switch to the model file `key` (or NO_MODEL), loading it in the background.
+
+        Called from the case library only, so no encounter is using the old model; an encounter
+        opened while the new one loads waits for it, as at start-up.
+        """
+        from .dialogs import NO_MODEL
+
+        if not self.models_ready.is_set():
+            self.notify("a model is still loading: try again in a moment", severity="warning")
+            return
+        if key == self.current_model():
+            return
+        old = self.backend
+        self.models_ready.clear()
+        self.backend, self.model_choice = None, None
+        self.no_model = key == NO_MODEL
+        self.model_spec = None if self.no_model else key
+        close = getattr(old, "close", None)
+        if callable(close):
+            close()
+        self._owns_backend = True
+        self._switched = True
+        self.refresh_status()
+        self.load_models()
 
     def show_debrief(self, case_title: str, doc: dict[str, Any]) -> None:
         from .debrief import DebriefScreen

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -30,6 +31,7 @@ class DebriefScreen(EdgeScreen):
     BINDINGS = [
         Binding("l,escape", "library", "Library"),
         Binding("p", "progress", "Progress"),
+        Binding("t", "tutor_note", "Tutor's note"),
     ]
 
     def __init__(self, case_title: str, doc: dict[str, Any]) -> None:
@@ -47,6 +49,8 @@ class DebriefScreen(EdgeScreen):
         )
         with VerticalScroll(id="debrief-body"):
             yield Static(Text(domain_lines(doc["domains"])), id="domains")
+            # Filled on request (t): the model's paragraph, or why it was dropped.
+            yield Static("", id="narrative")
             # The itemised text is the same as `edgetutor run` prints, minus the first two lines
             # (score and domains) shown above.
             yield Static(Text("\n".join(format_debrief(doc).splitlines()[2:])), id="checklist")
@@ -55,6 +59,38 @@ class DebriefScreen(EdgeScreen):
 
     def on_mount(self) -> None:
         self.query_one("#debrief-body", VerticalScroll).focus()
+
+    def action_tutor_note(self) -> None:
+        """Ask the model for a short feedback paragraph, checked against this result (optional:
+        everything the trainee needs is in the itemised debrief)."""
+        if self.edge.backend is None:
+            self.notify(
+                "A tutor's note needs a model; this session uses authored answers.", severity="warning"
+            )
+            return
+        self.query_one("#narrative", Static).update(Text("Tutor's note: writing...", style="dim"))
+        self.write_note()
+
+    @work(thread=True, exclusive=True, group="patient", exit_on_error=False)
+    def write_note(self) -> None:
+        from ..scoring.narrative import narrate
+
+        story = narrate(self.edge.backend, self.doc)
+        self.app.call_from_thread(self._show_note, story)
+
+    def _show_note(self, story: dict[str, Any]) -> None:
+        box = self.query_one("#narrative", Static)
+        if story["text"]:
+            box.update(
+                Text.assemble(("Tutor's note ", "bold"), ("(by the model, checked): ", "dim"), story["text"])
+            )
+        else:
+            reasons = "; ".join(story["reasons"])
+            box.update(
+                Text(
+                    f"The model's note was dropped ({reasons}); the checklist below is complete.", style="dim"
+                )
+            )
 
     def action_library(self) -> None:
         self.edge.show_library()

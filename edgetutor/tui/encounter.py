@@ -10,6 +10,7 @@ cancelled turn is still recorded and still true.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Any
@@ -47,6 +48,13 @@ def action_suggestions() -> list[str]:
                 if len(label) >= 2 and item not in out:
                     out.append(item)
     return out
+
+
+def typed(reply: Reply) -> str:
+    """The action as the trainee typed it (turns store the action word and its argument apart)."""
+    if reply.kind == "question":
+        return reply.utterance
+    return f"{reply.kind} {reply.utterance}".strip()
 
 
 class LogEntry(Static):
@@ -98,9 +106,10 @@ class EncounterScreen(EdgeScreen):
         Binding("ctrl+b", "leave", "Leave case"),
     ]
 
-    def __init__(self, case_id: str) -> None:
+    def __init__(self, case_id: str, resume: str | None = None) -> None:
         super().__init__()
         self.case_id = case_id
+        self.resume = resume  # an unfinished attempt to continue, or None for a new one
         self.session: Session | None = None
         self.busy = True  # until the session has started
         self.cancel = threading.Event()
@@ -147,14 +156,30 @@ class EncounterScreen(EdgeScreen):
             model=app.model_choice,
             store=app.store,
             encoder=app.encoder,
+            resume=self.resume,
         )
         self.app.call_from_thread(self._session_ready, session)
 
     def _session_ready(self, session: Session) -> None:
         self.session = session
-        self.started = time.monotonic()
+        # The clock counts from the attempt's start, as its score does (time away included).
+        away = dt.datetime.now(dt.UTC) - session.attempt.started
+        self.started = time.monotonic() - (away.total_seconds() if self.resume else 0.0)
         self._tick()
-        self.log_entry("Patient", session.replies[0].text, "patient", "case answer")
+        if self.resume:
+            # Rebuild the log and panels from the stored turns: nothing is asked of the model.
+            for reply in session.encounter.turns:
+                if reply.kind == "opening":
+                    self.log_entry("Patient", reply.text, "patient", "case answer")
+                    continue
+                line = typed(reply)
+                self.log_entry("You", line, "trainee")
+                self.history.append(line)
+                self._show_reply(reply, None, replaying=True)
+            self.history_pos = len(self.history)
+            self.notify("Resumed: your earlier actions are shown above.", timeout=4)
+        else:
+            self.log_entry("Patient", session.replies[0].text, "patient", "case answer")
         self.busy = False
 
     def worker_failed(self, worker: Worker[Any]) -> None:
@@ -212,7 +237,7 @@ class EncounterScreen(EdgeScreen):
         self.streaming.add(piece)
         self.query_one("#log", VerticalScroll).scroll_end(animate=False)
 
-    def _show_reply(self, reply: Reply, doc: dict[str, Any] | None) -> None:
+    def _show_reply(self, reply: Reply, doc: dict[str, Any] | None, replaying: bool = False) -> None:
         who = "Patient" if reply.kind == "question" else "Clinic"
         note = SOURCE_NOTE.get(reply.source, "")
         guard = reply.guard or {}
@@ -225,15 +250,17 @@ class EncounterScreen(EdgeScreen):
             self.log_entry(who, reply.text, "patient" if who == "Patient" else "clinic", note)
         self.streaming = None
         self.busy = False
-        if guard.get("decision") == "reject" and guard.get("draft") is None:
+        if guard.get("decision") == "reject" and guard.get("draft") is None and not replaying:
             reason = "; ".join(guard.get("reasons", []))
             if CANCELLED in reason:
                 self.notify("Reply stopped: the case's own answer is shown.", timeout=4)
             else:
                 self.notify(f"{reason}; the case's own answer is shown", title="Model", severity="error")
-        if reply.ok and reply.kind == "examine":
+        # A stored turn does not keep `ok`: a lookup that found nothing has no matched item.
+        ok = reply.ok and (bool(reply.matched) or not replaying)
+        if ok and reply.kind == "examine":
             self.query_one("#findings", Panel).add_item(reply.text)
-        elif reply.ok and reply.kind == "order":
+        elif ok and reply.kind == "order":
             self.query_one("#results", Panel).add_item(reply.text)
         elif reply.kind == "note":
             self.query_one("#notes", Panel).add_item(reply.utterance)
@@ -256,11 +283,7 @@ class EncounterScreen(EdgeScreen):
             self.notify("wait for the reply (Escape stops it), then leave", severity="warning")
             return
         if self.session is not None:
-            self.notify(
-                f"Attempt kept unfinished; resume it with: edgetutor run {self.case_id} "
-                f"--resume {self.session.attempt.id} --script FILE",
-                timeout=8,
-            )
+            self.notify("Attempt kept: choose this case again to resume it.", timeout=6)
         self.edge.show_library()
 
     def on_key(self, event: events.Key) -> None:

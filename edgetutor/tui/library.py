@@ -9,13 +9,15 @@ from textual.widgets import DataTable, Footer, Input, Label
 
 from ..errors import EdgeTutorError
 from ..packs.install import CaseEntry, PackStore
+from ..store.db import Attempt
 from .base import EdgeScreen, StatusBar, report
 
-# (label, key, width): the best score comes early so that it shows at 80 columns; long
-# specialties are cut (the search still sees them whole).
+# (label, key, width): the best score and status come early so that they show at 80 columns;
+# long specialties are cut (the search still sees them whole).
 COLUMNS = (
-    ("Case", "case", 34),
+    ("Case", "case", 30),
     ("Best", "best", 4),
+    ("Status", "status", 10),
     ("Level", "level", 12),
     ("Specialty", "specialty", 18),
     ("Patient", "patient", 24),
@@ -38,12 +40,16 @@ class LibraryScreen(EdgeScreen):
         Binding("escape", "back", "Trainees"),
         Binding("p", "progress", "Progress"),
         Binding("i", "install", "Install packs"),
+        Binding("m", "model", "Model"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.cases: list[CaseEntry] = []
         self.best: dict[str, float] = {}
+        self.passed: set[str] = set()
+        #: per case, this trainee's unfinished attempt newer than any finished one (offered to resume)
+        self.unfinished: dict[str, Attempt] = {}
 
     def compose(self) -> ComposeResult:
         yield Label("", id="library-title")
@@ -64,13 +70,27 @@ class LibraryScreen(EdgeScreen):
         try:
             self.cases = PackStore().cases()
             trainee = self.edge.trainee
-            scored = self.edge.store.scored(trainee) if trainee else []
+            store = self.edge.store
+            # An attempt left by a killed or closed session becomes 'interrupted' (resumable).
+            store.mark_interrupted_stale()
+            scored = store.scored(trainee) if trainee else []
+            attempts = store.attempts(trainee) if trainee else []
         except EdgeTutorError as err:
             report(self.app, err)
-            self.cases, scored = [], []
-        self.best = {}
+            self.cases, scored, attempts = [], [], []
+        self.best, self.passed = {}, set()
         for attempt, score in scored:
             self.best[attempt.case_id] = max(self.best.get(attempt.case_id, 0.0), float(score["total"]))
+            if score.get("passed"):
+                self.passed.add(attempt.case_id)
+        # Oldest first: a finished attempt clears the offer to resume an older unfinished one
+        # (the trainee chose to start again), a newer unfinished one replaces it.
+        self.unfinished = {}
+        for attempt in attempts:
+            if attempt.status == "finished":
+                self.unfinished.pop(attempt.case_id, None)
+            else:
+                self.unfinished[attempt.case_id] = attempt
         who = self.edge.trainee.name if self.edge.trainee else "?"
         title = f"Cases for {who}: {len(self.cases)} installed"
         if not self.cases:
@@ -86,7 +106,23 @@ class LibraryScreen(EdgeScreen):
                 continue
             best = f"{self.best[c.id]:.0%}" if c.id in self.best else "-"
             # The title, not the id: ids often name the diagnosis ("typhoid-fever-adult").
-            table.add_row(c.title, best, c.difficulty, c.specialty, c.patient, c.publisher, key=c.id)
+            table.add_row(
+                c.title,
+                best,
+                self.status_of(c.id),
+                c.difficulty,
+                c.specialty,
+                c.patient,
+                c.publisher,
+                key=c.id,
+            )
+
+    def status_of(self, case_id: str) -> str:
+        if case_id in self.unfinished:
+            return "unfinished"
+        if case_id in self.passed:
+            return "passed"
+        return "tried" if case_id in self.best else "new"
 
     def visible_ids(self) -> list[str]:
         table = self.query_one("#cases", DataTable)
@@ -98,7 +134,7 @@ class LibraryScreen(EdgeScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         ids = self.visible_ids()
         if len(ids) == 1:
-            self.edge.start_case(ids[0])
+            self.open_case(ids[0])
         else:
             self.query_one("#cases", DataTable).focus()
 
@@ -109,7 +145,30 @@ class LibraryScreen(EdgeScreen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.edge.start_case(str(event.row_key.value))
+            self.open_case(str(event.row_key.value))
+
+    def open_case(self, case_id: str) -> None:
+        """Start the case, first asking whether to resume this trainee's unfinished attempt."""
+        from .dialogs import ResumeScreen
+
+        attempt = self.unfinished.get(case_id)
+        if attempt is None:
+            self.edge.start_case(case_id)
+            return
+        title = next((c.title for c in self.cases if c.id == case_id), case_id)
+        try:
+            turns = sum(1 for t in self.edge.store.turns(attempt.id) if t.kind != "opening")
+        except EdgeTutorError as err:
+            report(self.app, err)
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "resume":
+                self.edge.start_case(case_id, resume=attempt.id)
+            elif choice == "new":
+                self.edge.start_case(case_id)
+
+        self.app.push_screen(ResumeScreen(title, attempt, turns), chosen)
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -119,6 +178,15 @@ class LibraryScreen(EdgeScreen):
 
     def action_progress(self) -> None:
         self.edge.show_progress()
+
+    def action_model(self) -> None:
+        from .dialogs import ModelScreen
+
+        def chosen(key: str | None) -> None:
+            if key is not None:
+                self.edge.choose_model(key)
+
+        self.app.push_screen(ModelScreen(self.edge.current_model()), chosen)
 
     def action_install(self) -> None:
         from .install import InstallScreen
