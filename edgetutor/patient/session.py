@@ -136,8 +136,10 @@ class Session:
         elif reply.kind == "plan":
             self.store.set_answer(self.attempt.id, plan=self.encounter.plan)
         elif reply.kind == "end":
+            from ..sync.events import case_info
+
             result, _ = self.score(ended=True)
-            self.attempt = self.store.finish_attempt(self.attempt.id, result.as_dict())
+            self.attempt = self.store.finish_attempt(self.attempt.id, result.as_dict(), case_info(self.case))
         return reply
 
     def play(self, lines: Iterable[str], on_reply: Callable[[str, Reply], None] | None = None) -> None:

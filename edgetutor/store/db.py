@@ -1,13 +1,18 @@
-"""The local database: trainees, their attempts at cases, and every turn of each attempt.
+"""The local database: trainees, their attempts at cases, every turn, scores and result events.
 
 One SQLite file (`home()/edgetutor.db`) in WAL mode. Every write is its own short
 `BEGIN IMMEDIATE` transaction, committed before the call returns, so a session killed at any moment
 (power cut, OOM, SIGKILL) loses at most the turn being written and can be resumed by replaying
 `turns()`.
+
+Result sync: finishing an attempt with a score also appends its signed, hash-chained result event
+and an outbox row in that same transaction (see `edgetutor.sync` and docs/sync.md); the sync
+client reads and acknowledges them through the `events`/`outbox`/`sync_state` methods below.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     # Imported in open_db(): sqlite_utils pulls in numpy, click and dateutil (~100 ms), which
     # commands that never touch the database should not pay for.
     from sqlite_utils import Database
+
+    from ..sync.device import DeviceKey
 
 AttemptStatus = Literal["in_progress", "finished", "interrupted"]
 TurnKind = Literal["opening", "question", "examine", "order", "diagnose", "plan", "end", "note"]
@@ -67,6 +74,41 @@ class Attempt:
     host: str | None
     diagnosis: str | None
     plan: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """The `sync_state` row: this device's identity, hub and enrollment, and the last sync."""
+
+    device_id: str | None
+    hub_url: str | None
+    site: str | None
+    enrolled: bool
+    enroll_token: str | None
+    acked_seq: int
+    last_sync: dt.datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    """One result event as `results list` shows it."""
+
+    seq: int
+    state: Literal["pending", "sent"]
+    attempt_id: str
+    trainee: str
+    case_id: str
+    total: float
+    passed: bool
+    created: dt.datetime
+    tries: int
+    last_error: str | None
+
+
+_SYNC_FIELDS = frozenset(
+    {"device_id", "hub_url", "site", "enrolled", "enroll_token", "acked_seq", "last_sync", "last_error"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +155,20 @@ def open_db(path: Path | None = None) -> Store:
         # FULL fsyncs the WAL on every commit: a turn survives a power cut, not just a crash.
         db.execute("PRAGMA synchronous = FULL")
         migrated = migrate(db)
+        store = Store(db, path, tuple(migrated))
+        if "m007_result_events" in migrated:
+            # Attempts scored before result events existed get theirs now, oldest first. If the
+            # device key is unusable they wait: the next finish, sync or export seals them (and
+            # reports the key problem), so opening the database never fails because of it.
+            with contextlib.suppress(EdgeTutorError):
+                store.seal_backlog()
     except sqlite3.DatabaseError as err:
         conn.close()
         raise EdgeTutorError(f"cannot open database {path}: {err}") from err
     except BaseException:
         conn.close()
         raise
-    return Store(db, path, tuple(migrated))
+    return store
 
 
 def _now() -> dt.datetime:
@@ -205,9 +254,13 @@ else:
 class Store:
     """Typed access to the database; get one from `open_db()`. Safe to share between threads."""
 
-    def __init__(self, db: Database, path: Path, migrated: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, db: Database, path: Path, migrated: tuple[str, ...] = (), key_dir: Path | None = None
+    ) -> None:
         self.db = db
         self.path = path
+        #: folder of the device key that signs result events (None: `home()/device`)
+        self.key_dir = key_dir
         #: migrations applied by this open (empty when the schema was already current)
         self.migrated = migrated
         self._lock = threading.RLock()
@@ -354,16 +407,32 @@ class Store:
                 [diagnosis, plan, attempt_id],
             )
 
-    def finish_attempt(self, attempt_id: str, score: Mapping[str, Any] | None = None) -> Attempt:
+    def finish_attempt(
+        self,
+        attempt_id: str,
+        score: Mapping[str, Any] | None = None,
+        case_info: Mapping[str, Any] | None = None,
+    ) -> Attempt:
         """Mark the attempt 'finished' now, storing its `score` (a Score.as_dict()) in the same
-        transaction. Raises EdgeTutorError unless it is 'in_progress'."""
+        transaction.
+
+        With a score, that transaction also appends the attempt's signed result event and its
+        'pending' outbox row (after any scored attempt still without one). `case_info` is
+        {"title", "specialty", "tags"} of the case (`edgetutor.sync.events.case_info`); the store
+        does not read case files itself. An attempt finished without a score gets no event.
+
+        Raises EdgeTutorError unless it is 'in_progress'; KeyFileError if the device key is
+        unusable (then nothing is written: the attempt stays open and is finished once the key
+        is restored).
+        """
+        key = self._device_key() if score is not None else None
         with self._write():
             self._require_in_progress(attempt_id, "finish")
             now = _stamp(_now())
             self.db.execute(
                 "UPDATE attempts SET status = 'finished', ended = ? WHERE id = ?", [now, attempt_id]
             )
-            if score is not None:
+            if score is not None and key is not None:
                 pack = score["pack"]
                 self.db.execute(
                     "INSERT INTO scores (attempt_id, total, passed, pack_id, pack_version, pack_digest,"
@@ -373,6 +442,10 @@ class Store:
                         pack["digest"], score["scorer_version"], json.dumps(score, sort_keys=True), now,
                     ],
                 )  # fmt: skip
+                case_id = self.db.execute(
+                    "SELECT case_id FROM attempts WHERE id = ?", [attempt_id]
+                ).fetchone()[0]
+                self._seal_unsealed(key, {case_id: case_info} if case_info is not None else {})
         return self.attempt(attempt_id)
 
     def scored(self, trainee: Trainee | None = None) -> list[tuple[Attempt, dict[str, Any]]]:
@@ -499,3 +572,190 @@ class Store:
             _turn(r)
             for r in self._rows("SELECT * FROM turns WHERE attempt_id = ? ORDER BY seq", [attempt_id])
         ]
+
+    # -- result events and the outbox (edgetutor.sync) ------------------------------------------
+
+    def _device_key(self) -> DeviceKey:
+        from ..sync.device import load_or_create
+
+        return load_or_create(self.sync_state().device_id, self.key_dir)
+
+    def _unsealed(self) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                """
+                SELECT a.*, t.name AS trainee_name, s.detail AS score_detail
+                FROM scores s JOIN attempts a ON a.id = s.attempt_id JOIN trainees t ON t.id = a.trainee_id
+                WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.attempt_id = s.attempt_id)
+                ORDER BY a.ended, a.rowid
+                """
+            )
+        )
+
+    def _seal_unsealed(self, key: DeviceKey, infos: Mapping[str, Mapping[str, Any]]) -> int:
+        """Append an event and an outbox row for every scored attempt without one, oldest first.
+        Runs inside the caller's write transaction."""
+        from ..errors import KeyFileError
+        from ..sync.events import build_payload, installed_case_info
+        from ..sync.protocol import GENESIS, seal_event
+
+        rows = self._unsealed()
+        if not rows:
+            return 0
+        bound = self.db.execute("SELECT device_id FROM sync_state WHERE id = 1").fetchone()[0]
+        if bound is None:
+            self.db.execute("UPDATE sync_state SET device_id = ? WHERE id = 1", [key.device_id])
+        elif bound != key.device_id:  # another process changed the key since _device_key()
+            raise KeyFileError(f"device key {key.path} is not the key of device {bound}")
+        info = dict(infos)
+        unknown = {r["case_id"] for r in rows} - set(info)
+        if unknown:
+            info |= installed_case_info(unknown)
+        last = self.db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+        for row in rows:
+            seq += 1
+            score = json.loads(row["score_detail"])
+            payload = build_payload(
+                row, {"id": row["trainee_id"], "name": row["trainee_name"]}, score, info.get(row["case_id"])
+            )
+            created = _stamp(_now())
+            event = seal_event(
+                key.private,
+                event_id=uuid.uuid4().hex,
+                device_id=key.device_id,
+                seq=seq,
+                prev=prev,
+                created=created,
+                payload=payload,
+            )
+            self.db.execute(
+                "INSERT INTO events (seq, event_id, attempt_id, device_id, prev, hash, created, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [seq, event["event_id"], row["id"], key.device_id, prev, event["hash"], created,
+                 json.dumps(event, ensure_ascii=False, sort_keys=True)],
+            )  # fmt: skip
+            self.db.execute("INSERT INTO outbox (seq) VALUES (?)", [seq])
+            prev = event["hash"]
+        return len(rows)
+
+    def seal_backlog(self) -> int:
+        """Give every scored attempt that has no result event one (attempts scored before the
+        events table existed), oldest first; return how many. Raises KeyFileError if some need
+        sealing and the device key is unusable (nothing is written then)."""
+        with self._lock:
+            if not self._unsealed():
+                return 0
+            key = self._device_key()
+            with self._write():
+                return self._seal_unsealed(key, {})
+
+    def device_key(self) -> DeviceKey:
+        """This database's device key (created if no result was signed yet). Raises KeyFileError."""
+        return self._device_key()
+
+    def sync_state(self) -> SyncState:
+        r = self._rows("SELECT * FROM sync_state WHERE id = 1")[0]
+        return SyncState(
+            device_id=r["device_id"],
+            hub_url=r["hub_url"],
+            site=r["site"],
+            enrolled=bool(r["enrolled"]),
+            enroll_token=r["enroll_token"],
+            acked_seq=r["acked_seq"],
+            last_sync=_parse(r["last_sync"]),
+            last_error=r["last_error"],
+        )
+
+    def update_sync_state(self, **fields: Any) -> None:
+        """Set columns of the sync state (datetimes are stored as ISO text). Raises ValueError
+        for an unknown column."""
+        unknown = set(fields) - _SYNC_FIELDS
+        if unknown:
+            raise ValueError(f"unknown sync state field(s): {', '.join(sorted(unknown))}")
+        if not fields:
+            return
+        values = [_stamp(v) if isinstance(v, dt.datetime) else v for v in fields.values()]
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        with self._write():
+            self.db.execute(f"UPDATE sync_state SET {sets} WHERE id = 1", values)
+
+    def last_seq(self) -> int:
+        return int(self._rows("SELECT coalesce(max(seq), 0) AS n FROM events")[0]["n"])
+
+    def pending_count(self) -> int:
+        return int(self._rows("SELECT count(*) AS n FROM outbox WHERE state = 'pending'")[0]["n"])
+
+    def events(self, after: int = 0, limit: int | None = None, pending: bool = False) -> list[dict[str, Any]]:
+        """Signed events with seq > `after`, in order (only 'pending' ones if `pending`)."""
+        sql = "SELECT e.body FROM events e JOIN outbox o ON o.seq = e.seq WHERE e.seq > ?"
+        if pending:
+            sql += " AND o.state = 'pending'"
+        sql += " ORDER BY e.seq"
+        params: list[Any] = [after]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [json.loads(r["body"]) for r in self._rows(sql, params)]
+
+    def event_hash(self, seq: int) -> str | None:
+        rows = self._rows("SELECT hash FROM events WHERE seq = ?", [seq])
+        return rows[0]["hash"] if rows else None
+
+    def results(self) -> list[ResultRow]:
+        """Every result event with its outbox state, oldest first."""
+        rows = self._rows(
+            """
+            SELECT e.seq, o.state, e.attempt_id, t.name AS trainee, a.case_id, s.total, s.passed,
+                   e.created, o.tries, o.last_error
+            FROM events e JOIN outbox o ON o.seq = e.seq JOIN attempts a ON a.id = e.attempt_id
+            JOIN trainees t ON t.id = a.trainee_id JOIN scores s ON s.attempt_id = e.attempt_id
+            ORDER BY e.seq
+            """
+        )
+        return [
+            ResultRow(
+                seq=r["seq"],
+                state=r["state"],
+                attempt_id=r["attempt_id"],
+                trainee=r["trainee"],
+                case_id=r["case_id"],
+                total=r["total"],
+                passed=bool(r["passed"]),
+                created=dt.datetime.fromisoformat(r["created"]),
+                tries=r["tries"],
+                last_error=r["last_error"],
+            )
+            for r in rows
+        ]
+
+    def set_acked(self, acked_seq: int) -> tuple[int, int]:
+        """Record that the hub holds this device's events 1..acked_seq: those become 'sent', later
+        ones 'pending' again (a hub restored from an older backup gets them resent). Returns
+        (newly sent, reopened). Raises EdgeTutorError if acked_seq is beyond the last event."""
+        with self._write():
+            last = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            if acked_seq < 0 or acked_seq > last:
+                raise EdgeTutorError(
+                    f"the hub acknowledges result #{acked_seq}, but this device has results up to #{last} only"
+                )
+            sent = self.db.execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL"
+                " WHERE seq <= ? AND state = 'pending'",
+                [_stamp(_now()), acked_seq],
+            ).rowcount
+            reopened = self.db.execute(
+                "UPDATE outbox SET state = 'pending', sent_at = NULL WHERE seq > ? AND state = 'sent'",
+                [acked_seq],
+            ).rowcount
+            self.db.execute("UPDATE sync_state SET acked_seq = ? WHERE id = 1", [acked_seq])
+        return sent, reopened
+
+    def note_send_failure(self, first: int, last: int, error: str) -> None:
+        """Count a failed try on the pending events first..last and keep the reason."""
+        with self._write():
+            self.db.execute(
+                "UPDATE outbox SET tries = tries + 1, last_error = ?"
+                " WHERE seq BETWEEN ? AND ? AND state = 'pending'",
+                [error, first, last],
+            )

@@ -140,6 +140,66 @@ def m006_scores(db: Database) -> None:
     )
 
 
+@migration
+def m007_result_events(db: Database) -> None:
+    # Result sync (edgetutor.sync). `events` is the device's append-only, hash-chained log of
+    # signed results, one per scored attempt, `seq` 1, 2, ... with no gaps; `body` is the exact
+    # JSON sent. The triggers make "append-only" a property of the file, not of our code.
+    # Attempts scored before this step get their events when the database is next opened with
+    # the device key available (Store.seal_backlog), oldest first.
+    db.execute(
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+            event_id TEXT UNIQUE NOT NULL,
+            attempt_id TEXT UNIQUE NOT NULL REFERENCES attempts(id),
+            device_id TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            hash TEXT UNIQUE NOT NULL,
+            created TEXT NOT NULL,
+            body TEXT NOT NULL
+        )
+        """
+    )
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER events_no_{verb.lower()} BEFORE {verb} ON events"
+            " BEGIN SELECT RAISE(ABORT, 'result events are append-only'); END"
+        )
+    # One row per event: 'pending' until the hub acknowledges it, then 'sent' (only a hub ack
+    # does that; exporting a USB bundle does not). tries/last_error say why it is still pending.
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY REFERENCES events(seq),
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent')),
+            sent_at TEXT,
+            tries INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_outbox_state ON outbox (state, seq)")
+    # One row: the identity this database's results are signed with, the hub, the enrollment
+    # and the last sync. `enroll_token` is kept until an enrollment succeeds (also for bundles).
+    db.execute(
+        """
+        CREATE TABLE sync_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            device_id TEXT,
+            hub_url TEXT,
+            site TEXT,
+            enrolled INTEGER NOT NULL DEFAULT 0 CHECK (enrolled IN (0, 1)),
+            enroll_token TEXT,
+            acked_seq INTEGER NOT NULL DEFAULT 0,
+            last_sync TEXT,
+            last_error TEXT
+        )
+        """
+    )
+    db.execute("INSERT INTO sync_state (id) VALUES (1)")
+
+
 def applied(db: Database) -> list[str]:
     """Names of the migrations recorded in `db`, in the order they were applied."""
     if not db.table("_migrations").exists():
