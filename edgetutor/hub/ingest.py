@@ -143,8 +143,8 @@ def enroll(
 def writable_device(db: HubDB, device_id: Any, via: str) -> Device:
     """The enrolled, non-revoked device `device_id`. Raises HubError 401 (unknown) or 403 (revoked),
     logging the refusal."""
-    if not isinstance(device_id, str) or not device_id:
-        raise HubError("device_id is missing", 400)
+    if not isinstance(device_id, str) or not device_id or len(device_id) > 64:
+        raise HubError("device_id is missing or malformed", 400)
     device = db.device(device_id)
     if device is None:
         raise _refuse(db, via, device_id, "unknown-device", f"device {device_id} is not enrolled", 401)
