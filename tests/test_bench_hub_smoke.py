@@ -1,0 +1,19 @@
+"""The hub benchmark must keep running: run here on a tiny input (figures are not asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_hub_runs_and_reports() -> None:
+    spec = importlib.util.spec_from_file_location("bench_hub", ROOT / "benchmarks" / "bench_hub.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--events", "60", "--batch", "25", "--json"])
+    assert (result["events"], result["batch"]) == (60, 25)
+    assert result["events_per_s"] > 0 and result["replay_events_per_s"] > 0
+    assert result["batch_ms_p95"] >= result["batch_ms_median"] > 0 and result["db_bytes_per_event"] > 0
