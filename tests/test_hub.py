@@ -619,3 +619,53 @@ def test_pack_catalogue_lists_newest_and_serves_the_bytes(hub: Hub, make_pack: A
     bad = cli("hub", "publish", str(junk), "--db", str(hub.db))
     assert bad.exit_code == 1 and bad.output.startswith("Error: junk.etpack is not a pack file")
     assert state(hub.db) == before
+
+
+def asgi_get(app: Any, path: str, client: str) -> tuple[int, bytes]:
+    """One GET through the ASGI app as if from `client` (the address uvicorn would report)."""
+    import asyncio
+
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": [(b"host", b"hub")],
+        "client": (client, 50000),
+        "server": ("127.0.0.1", 8765),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_dashboard_and_reports_answer_only_this_machine_by_default(tmp_path: Path) -> None:
+    from edgetutor.hub.db import HubDB
+    from edgetutor.hub.server import make_app
+
+    with HubDB(tmp_path / "hub.db") as db:
+        app = make_app(db)
+        for path in ("/", f"{API}/report?by=case"):
+            status, body = asgi_get(app, path, "192.0.2.10")
+            assert status == 403
+            assert json.loads(body)["error"].startswith(
+                "the dashboard and reports are served to this machine only"
+            )
+            assert asgi_get(app, path, "127.0.0.1")[0] == 200
+        assert asgi_get(app, f"{API}/ping", "192.0.2.10")[0] == 200  # devices' endpoints answer everyone
+        opened = make_app(db, dashboard_anywhere=True)
+        assert asgi_get(opened, "/", "192.0.2.10")[0] == 200
+        assert asgi_get(opened, f"{API}/report?by=case", "192.0.2.10")[0] == 200

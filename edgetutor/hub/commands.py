@@ -26,11 +26,16 @@ def hub() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn log level.")
-def hub_serve(db_path: Path, host: str, port: int, log_level: str) -> None:
+@click.option(
+    "--dashboard-from-anywhere",
+    is_flag=True,
+    help="Serve the dashboard and reports to other machines too (they have no login).",
+)
+def hub_serve(db_path: Path, host: str, port: int, log_level: str, dashboard_from_anywhere: bool) -> None:
     """Serve the sync API and the coordinators' dashboard (/) until stopped."""
     from .server import serve
 
-    serve(db_path, host, port, log_level)
+    serve(db_path, host, port, log_level, dashboard_from_anywhere)
 
 
 @hub.command("enroll")

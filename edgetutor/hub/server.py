@@ -45,8 +45,25 @@ async def _json_body(request: Request) -> Any:
         raise HubError("request body is not JSON", 400) from err
 
 
-def make_app(db: HubDB) -> Starlette:
-    """The hub application over an open database (the CLI and the tests both build it here)."""
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
+    """The hub application over an open database (the CLI and the tests both build it here).
+
+    The dashboard and the report API show trainees' names and scores and have no login, so they
+    answer only clients on this machine unless `dashboard_anywhere` (devices' endpoints answer
+    everyone: what they accept is signed).
+    """
+
+    def local_only(request: Request) -> None:
+        client = request.client.host if request.client else ""
+        if not dashboard_anywhere and client not in LOOPBACK:
+            raise HubError(
+                "the dashboard and reports are served to this machine only "
+                "(start the hub with --dashboard-from-anywhere to change that)",
+                403,
+            )
 
     async def ping(request: Request) -> Response:
         return JSONResponse(
@@ -109,6 +126,7 @@ def make_app(db: HubDB) -> Starlette:
     async def report_ep(request: Request) -> Response:
         from .report import AXES, build_report
 
+        local_only(request)
         by = request.query_params.get("by", "trainee")
         if by not in AXES:
             return _error(f"unknown report axis {by!r} (one of {', '.join(AXES)})", 400)
@@ -117,6 +135,7 @@ def make_app(db: HubDB) -> Starlette:
     async def dashboard_ep(request: Request) -> Response:
         from .dashboard import render
 
+        local_only(request)
         page = await run_in_threadpool(render, db)
         return HTMLResponse(
             page, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
@@ -144,14 +163,16 @@ def make_app(db: HubDB) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HubError: on_hub_error})
 
 
-def serve(db_path: Path, host: str, port: int, log_level: str = "warning") -> None:
+def serve(
+    db_path: Path, host: str, port: int, log_level: str = "warning", dashboard_anywhere: bool = False
+) -> None:
     """Open the database, bind, print one line with the real address, then serve until stopped."""
     import logging
 
     import uvicorn
 
     db = HubDB(db_path)
-    app = make_app(db)
+    app = make_app(db, dashboard_anywhere)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
