@@ -1,12 +1,13 @@
 """Speed of the patient on the real model, next to raw llama-cpp-python in the same run.
 
-A standard encounter (the questions of one demo case) is played twice on the same model:
-- `edgetutor`: through Encounter (retrieval, prompt, KV-prefix accounting, guard);
-- `raw`: the very same chat messages sent straight to `llama_cpp.Llama.create_chat_completion`
-  (streamed, same sampling, same context size and threads), with nothing of ours around it.
-For each: time to first token on turn 1 and on later turns, generation tokens/s, and tokens
-evaluated per turn (ours: counted from llama.cpp's KV cache). Ratios ours/raw show our overhead
-(target: under 10%). Peak RSS of the process is printed at the end.
+The measuring code is `edgetutor.bench` (also behind `edgetutor bench`): a standard encounter is
+played through Encounter (retrieval, prompt, KV-prefix reuse, guard) and the very same chat
+messages are sent straight to `llama_cpp.Llama.create_chat_completion`, each in its own process.
+For each: time to first token on turn 1 and on later turns, generation tokens/s, tokens evaluated
+per turn and peak RSS. Ratios ours/raw show our overhead (target: under 10%).
+
+This script plays one case of the demo pack's sources (any case, `--case`) on one model, where
+`edgetutor bench` uses its frozen standard case on every model.
 
 Usage: python benchmarks/bench_speed.py [--model M] [--case ID] [--json]
 """
@@ -16,9 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,109 +38,41 @@ QUESTIONS = [
 
 
 def run(model: str | None, case_id: str) -> dict[str, Any]:
-    from edgetutor.cases import load_case
-    from edgetutor.patient.encounter import MAX_TOKENS, Encounter
-    from edgetutor.patient.llm import LlamaBackend
+    from edgetutor.bench.report import format_report, run_bench
     from edgetutor.patient.models import select
-    from edgetutor.patient.prompt import messages
-    from edgetutor.patient.session import load_encoder
 
-    case = load_case(CASES / f"{case_id}.yaml")
-    entry = select(model)
-    start = time.perf_counter()
-    backend = LlamaBackend(entry.path)
-    load_s = time.perf_counter() - start
-    encounter = Encounter(case, backend, load_encoder())
-
-    ours: list[dict[str, Any]] = []
-    sent: list[list[dict[str, str]]] = []
-    for q in QUESTIONS:
-        found = encounter.index.search(q)
-        facts = [m.fact for m in found.matches]
-        if not facts:
-            continue
-        sent.append(messages(case, q, facts))
-        first_at: list[float] = []
-        t0 = time.perf_counter()
-
-        # As the trainee sees it: from the question to the first streamed piece, so retrieval,
-        # prompt building and tokenising count; the guard runs after the reply and does not.
-        def mark(_piece: str, sink: list[float] = first_at) -> None:
-            if not sink:
-                sink.append(time.perf_counter())
-
-        reply = encounter.act(q, on_token=mark)
-        wall = time.perf_counter() - t0
-        last = backend.last
-        ours.append(
-            {
-                "ttft_s": (first_at[0] - t0) if first_at else wall,
-                "tokens_per_s": last.tokens_per_s,
-                "evaluated": last.evaluated_tokens,
-                "prompt": last.prompt_tokens,
-                "generated": last.generated_tokens,
-                "wall_s": wall,
-                "source": reply.source,
-            }
-        )
-    backend.close()
-
-    # Raw llama-cpp-python: a fresh model, the same messages, nothing of ours in between.
-    from llama_cpp import Llama
-
-    llm = Llama(
-        model_path=str(entry.path), n_ctx=backend.n_ctx, n_threads=backend.n_threads, verbose=False, seed=0
-    )
-    raw: list[dict[str, Any]] = []
-    for msgs in sent:
-        t0 = time.perf_counter()
-        first = None
-        n = 0
-        for chunk in llm.create_chat_completion(
-            messages=msgs,  # type: ignore[arg-type]
-            max_tokens=MAX_TOKENS,
-            temperature=0.0,
-            stop=["\n"],
-            stream=True,
-        ):
-            delta = chunk["choices"][0]["delta"]  # type: ignore[index]
-            if delta.get("content"):
-                n += 1
-                if first is None:
-                    first = time.perf_counter() - t0
-        total = time.perf_counter() - t0
-        first = first or total
-        raw.append(
-            {"ttft_s": first, "tokens_per_s": (n - 1) / (total - first) if n > 1 and total > first else 0.0}
-        )
-
-    def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
-        later = rows[1:] or rows
-        speeds = [r["tokens_per_s"] for r in rows if r["tokens_per_s"] > 0]
-        return {
-            "ttft_turn1_ms": round(rows[0]["ttft_s"] * 1000, 1),
-            "ttft_later_ms": round(statistics.median(r["ttft_s"] for r in later) * 1000, 1),
-            "tokens_per_s": round(statistics.median(speeds), 1) if speeds else 0.0,
-        }
-
-    o, r = summary(ours), summary(raw)
+    # The model in use (as `edgetutor run` would pick it), named by its file so only it is measured.
+    path = str(select(model).path)
+    report = run_bench(path, questions=QUESTIONS, case_file=str(CASES / f"{case_id}.yaml"))
+    (m,) = report.models
+    if m.edgetutor is None or m.raw is None or m.ratio is None:
+        raise SystemExit(f"bench_speed: {m.verdict}")
+    o, r = m.edgetutor, m.raw
     return {
-        "model": entry.name,
-        "case": case_id,
-        "turns": len(ours),
-        "load_s": round(load_s, 3),
-        "threads": backend.n_threads,
-        "edgetutor": o
-        | {
-            "evaluated_turn1": ours[0]["evaluated"],
-            "evaluated_later_median": statistics.median(t["evaluated"] for t in ours[1:]),
-            "prompt_tokens_median": statistics.median(t["prompt"] for t in ours),
-            "answered_by_model": sum(t["source"] == "model" for t in ours),
+        "model": m.name,
+        "case": report.case,
+        "turns": len(o.turns),
+        "load_s": o.load_s,
+        "threads": report.machine.threads,
+        "edgetutor": {
+            "ttft_turn1_ms": o.ttft_turn1_ms,
+            "ttft_later_ms": o.ttft_later_ms,
+            "tokens_per_s": o.tokens_per_s,
+            "evaluated_turn1": o.evaluated_turn1,
+            "evaluated_later_median": o.evaluated_later_median,
+            "prompt_tokens_median": o.prompt_tokens_median,
+            "answered_by_model": o.replies_from_model,
         },
-        "raw": r,
-        "ratio_ttft_later": round(o["ttft_later_ms"] / r["ttft_later_ms"], 2) if r["ttft_later_ms"] else None,
-        "ratio_tokens_per_s": round(o["tokens_per_s"] / r["tokens_per_s"], 2) if r["tokens_per_s"] else None,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "raw": {
+            "ttft_turn1_ms": r.ttft_turn1_ms,
+            "ttft_later_ms": r.ttft_later_ms,
+            "tokens_per_s": r.tokens_per_s,
+        },
+        "ratio_ttft_later": m.ratio.ttft_later,
+        "ratio_tokens_per_s": m.ratio.tokens_per_s,
+        "peak_rss_mb": o.peak_rss_mb,
+        "raw_peak_rss_mb": r.peak_rss_mb,
+        "report": format_report(report),
     }
 
 
@@ -154,25 +84,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     result = run(args.model, args.case)
     if args.json:
-        print(json.dumps(result))
-        return result
-    o, r = result["edgetutor"], result["raw"]
-    print(
-        f"model {result['model']} ({result['threads']} threads), loaded in {result['load_s']:.2f} s; {result['turns']} turns"
-    )
-    print(f"{'':26}{'edgetutor':>12}{'raw llama-cpp':>15}{'ratio':>8}")
-    print(f"{'first token, turn 1 (ms)':26}{o['ttft_turn1_ms']:>12}{r['ttft_turn1_ms']:>15}")
-    print(
-        f"{'first token, later (ms)':26}{o['ttft_later_ms']:>12}{r['ttft_later_ms']:>15}{result['ratio_ttft_later']!s:>8}"
-    )
-    print(f"{'tokens/s':26}{o['tokens_per_s']:>12}{r['tokens_per_s']:>15}{result['ratio_tokens_per_s']!s:>8}")
-    print(
-        f"tokens evaluated: turn 1 {o['evaluated_turn1']}, later turns median {o['evaluated_later_median']} "
-        f"(of a {o['prompt_tokens_median']}-token prompt)"
-    )
-    print(
-        f"replies from the model: {o['answered_by_model']}/{result['turns']}; peak RSS {result['peak_rss_mb']} MB"
-    )
+        print(json.dumps({k: v for k, v in result.items() if k != "report"}))
+    else:
+        print(result["report"])
     return result
 
 

@@ -1,0 +1,216 @@
+"""What one model does on this machine: our pipeline and raw llama-cpp-python, measured apart.
+
+The standard encounter is the questions in `QUESTIONS`, asked of one case (by default the frozen
+copy in `standard_case.yaml`). It is played twice on the same model, each time in a fresh process:
+
+- `measure_ours`: through `Encounter` (retrieval with the embedding model when it is installed,
+  the prompt, KV-prefix reuse, the guard), timed as the trainee sees it: from the question to the
+  first streamed piece, so retrieval, prompt building and tokenising count;
+- `measure_raw`: the very same chat messages sent straight to
+  `llama_cpp.Llama.create_chat_completion` (streamed, greedy, same context size and threads),
+  with nothing of ours around it.
+
+Each runs in its own process (`run_in_child`) so that its peak RSS is its own: a model measured
+earlier, or our embedding model, cannot hide or inflate another's memory. Raw tokens evaluated per
+turn come from llama.cpp's own performance counters, not from our KV-prefix accounting, so the two
+columns are independent measurements.
+
+Nothing here is imported by `edgetutor` at start-up; llama-cpp-python is imported in the children.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import ModelError
+
+STANDARD_CASE = "standard_case.yaml"
+# Questions a trainee asks early in the standard case; each retrieves at least one fact, so each
+# is a turn for the model.
+QUESTIONS = [
+    "What brings you here today?",
+    "How long have you had the fever?",
+    "Any fits or jerking?",
+    "Have you taken any medicine for this?",
+    "Do you sleep under a mosquito net?",
+    "Are you able to eat and drink?",
+    "Any problems passing urine?",
+    "Do you drink alcohol or smoke?",
+]
+
+T = TypeVar("T")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (ru_maxrss is KB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
+
+
+def load_standard_case(path: str | Path | None = None) -> Any:
+    """The case of the standard encounter (`path` replaces it). Raises CaseFormatError."""
+    from ..cases import load_case, parse_case_text
+
+    if path is not None:
+        return load_case(Path(path))
+    text = resources.files(__package__).joinpath(STANDARD_CASE).read_text(encoding="utf-8")
+    return parse_case_text(text, STANDARD_CASE)
+
+
+def measure_ours(
+    model_path: str, questions: list[str], n_threads: int | None = None, case_file: str | None = None
+) -> dict[str, Any]:
+    """Play `questions` through the patient pipeline on the model at `model_path`.
+
+    Questions that retrieve no fact are skipped (the model is not asked). Returns the load times,
+    one row per turn, the chat messages each turn sent (for `measure_raw`) and the peak RSS.
+    Raises ModelError if the model cannot be loaded.
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `edgetutor` itself runs (cli.main)
+    from ..patient.encounter import Encounter
+    from ..patient.llm import LlamaBackend
+    from ..patient.prompt import messages
+    from ..patient.session import load_encoder
+
+    case = load_standard_case(case_file)
+    start = time.perf_counter()
+    backend = LlamaBackend(model_path, n_threads=n_threads)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    encoder = load_encoder()
+    encoder_load_s = time.perf_counter() - start
+    encounter = Encounter(case, backend, encoder)
+
+    turns: list[dict[str, Any]] = []
+    sent: list[list[dict[str, str]]] = []
+    for question in questions:
+        facts = [m.fact for m in encounter.index.search(question).matches]
+        if not facts:
+            continue
+        sent.append(messages(case, question, facts))
+        first_at: list[float] = []
+
+        def mark(_piece: str, sink: list[float] = first_at) -> None:
+            if not sink:
+                sink.append(time.perf_counter())
+
+        start = time.perf_counter()
+        reply = encounter.act(question, on_token=mark)
+        wall = time.perf_counter() - start
+        last = backend.last
+        turns.append(
+            {
+                "question": question,
+                "ttft_ms": round(((first_at[0] if first_at else start + wall) - start) * 1000, 1),
+                "tokens_per_s": round(last.tokens_per_s, 1),
+                "prompt_tokens": last.prompt_tokens,
+                "evaluated_tokens": last.evaluated_tokens,
+                "generated_tokens": last.generated_tokens,
+                "source": reply.source,
+            }
+        )
+    result = {
+        "load_s": round(load_s, 3),
+        "encoder_load_s": round(encoder_load_s, 3),
+        "retrieval": "hybrid" if encoder is not None else "lexical",
+        "threads": backend.n_threads,
+        "n_ctx": backend.n_ctx,
+        "case": case.id,
+        "turns": turns,
+        "sent": sent,
+    }
+    backend.close()
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def measure_raw(
+    model_path: str, sent: list[list[dict[str, str]]], n_ctx: int, n_threads: int, max_tokens: int
+) -> dict[str, Any]:
+    """Send each chat in `sent` to plain llama-cpp-python, as a program without EdgeTutor would.
+
+    Returns the load time, one row per turn and the peak RSS.
+    Raises ModelError if llama.cpp cannot load the model.
+    """
+    from llama_cpp import Llama, LogitsProcessorList
+    from llama_cpp import llama_cpp as capi
+
+    start = time.perf_counter()
+    try:
+        llm = Llama(
+            model_path=model_path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            seed=0,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as err:
+        raise ModelError(f"{model_path}: llama.cpp could not load it: {err}") from None
+    load_s = time.perf_counter() - start
+
+    turns: list[dict[str, Any]] = []
+    for chat in sent:
+        sampled: list[float] = []  # when each token was about to be sampled
+
+        # Called by llama-cpp-python once per sampled token: an exact token count without
+        # touching the text.
+        def count(_ids: Any, scores: Any, sink: list[float] = sampled) -> Any:
+            sink.append(time.perf_counter())
+            return scores
+
+        capi.llama_perf_context_reset(llm.ctx)
+        first: float | None = None
+        start = time.perf_counter()
+        for chunk in llm.create_chat_completion(
+            messages=chat,  # type: ignore[arg-type]
+            max_tokens=max_tokens,
+            temperature=0.0,
+            stop=["\n"],
+            stream=True,
+            logits_processor=LogitsProcessorList([count]),
+        ):
+            delta: dict[str, Any] = chunk["choices"][0]["delta"]  # type: ignore[index,assignment]
+            if first is None and delta.get("content"):
+                first = time.perf_counter()
+        end = time.perf_counter()
+        perf = capi.llama_perf_context(llm.ctx)
+        # Every sampled token but the last was fed back (decoded) to sample the next one; the rest
+        # of what llama.cpp decoded this turn is the part of the prompt it did not have cached.
+        fed_back = max(0, len(sampled) - 1)
+        span = end - sampled[0] if sampled else 0.0
+        turns.append(
+            {
+                "ttft_ms": round(((first or end) - start) * 1000, 1),
+                "tokens_per_s": round(fed_back / span, 1) if fed_back and span > 0 else 0.0,
+                "prompt_tokens": llm.n_tokens - fed_back,
+                "evaluated_tokens": perf.n_p_eval + perf.n_eval - fed_back,
+                "generated_tokens": len(sampled),
+            }
+        )
+    llm.close()
+    return {"load_s": round(load_s, 3), "turns": turns, "peak_rss_mb": peak_rss_mb()}
+
+
+def run_in_child(function: Callable[..., T], *args: Any) -> T:
+    """Run `function(*args)` in a fresh process (spawned, not forked) and return its result.
+
+    Spawned, so the child's memory holds only what it loads itself. Works from the frozen build
+    too (its entry point calls multiprocessing.freeze_support()). Exceptions raised in the child
+    are raised here; a child that dies (llama.cpp aborting on a bad file) raises ModelError.
+    """
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            return pool.submit(function, *args).result()
+        except concurrent.futures.process.BrokenProcessPool:
+            raise ModelError("the measuring process died (llama.cpp crashed or ran out of memory)") from None
