@@ -172,6 +172,7 @@ class Proxy:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
+        self.sock.settimeout(0.1)  # accept() wakes up to notice close()
         self.port = self.sock.getsockname()[1]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -183,15 +184,18 @@ class Proxy:
 
     def close(self) -> None:
         self._stop.set()
-        self.sock.close()
         self._thread.join(timeout=5)
+        self.sock.close()
 
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 client, _ = self.sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             threading.Thread(target=self._handle, args=(client,), daemon=True).start()
 
     def _read_request(self, client: socket.socket) -> bytes:

@@ -75,8 +75,11 @@ class SyncReport:
     pack_errors: list[str] = field(default_factory=list)  # one line per refused or failed pack
 
     def summary(self) -> str:
-        results = "result" if self.sent == 1 else "results"
-        return f"sent {self.sent} {results}; {self.pending} pending; hub acknowledged up to #{self.acked_seq}"
+        return f"sent {_results(self.sent)}; {self.pending} pending; hub acknowledged up to #{self.acked_seq}"
+
+
+def _results(n: int) -> str:
+    return f"{n} result{'s' if n != 1 else ''}"
 
 
 class _Transient(Exception):
@@ -280,8 +283,7 @@ class _Session:
         self.store, self.key, self.hub, self.retry, self.timeout = store, key, hub, retry, timeout
 
     def _fail(self, what: str, err: BaseException) -> NoReturn:
-        pending = self.store.pending_count()
-        kept = f"{pending} result{'s' if pending != 1 else ''} kept for the next sync"
+        kept = f"{_results(self.store.pending_count())} kept for the next sync"
         if isinstance(err, _Transient):
             raise SyncError(
                 f"cannot reach the hub at {self.hub} ({what}): {err} after {self.retry.tries} "
@@ -358,11 +360,13 @@ class _Session:
         ack = self._call("the acknowledgement query", "GET", f"/devices/{device_id}/ack")
         if ack.get("revoked"):
             raise SyncError(
-                f"this device ({device_id}) is revoked at the hub; {store.pending_count()} results kept"
+                f"this device ({device_id}) is revoked at the hub; {_results(store.pending_count())} kept"
                 " (ask the coordinator)"
             )
         acked = self._check_head(ack.get("acked_seq"), ack.get("head"))
-        store.set_acked(acked)
+        # Results the hub already holds (sent by a sync that never heard the answer, or carried
+        # on a USB stick) count as sent now.
+        report.sent, _ = store.set_acked(acked)
         to_send = store.pending_count()
         while True:
             batch = store.events(after=acked, limit=batch_size, pending=True)
@@ -385,7 +389,7 @@ class _Session:
                 bad = rejected[0]
                 why = f"the hub rejected result #{bad.get('seq')} (event {bad.get('event_id')}): {bad.get('reason')}"
                 store.note_send_failure(first, last, why)
-                raise SyncError(f"{why}; {store.pending_count()} results kept")
+                raise SyncError(f"{why}; {_results(store.pending_count())} kept")
             if new_acked <= acked:
                 raise SyncError(f"the hub did not acknowledge results #{first}-#{last}")
             acked = new_acked

@@ -1,0 +1,366 @@
+"""Result sync end to end: real finished attempts on a device, a REAL hub subprocess on 127.0.0.1,
+real failures (dropped answers, a killed client, a restarted hub, revocation, USB bundles).
+
+After each scenario: every event is on the hub exactly once (its SQLite file is read directly) and
+nothing is lost on the device (every event still there; the pending count right).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgetutor.errors import SyncError
+from edgetutor.packs.build import build_pack
+from edgetutor.packs.install import PackStore
+from edgetutor.packs.signing import generate
+from edgetutor.store import Store, open_db
+from edgetutor.sync import client
+
+from .conftest import write_source
+from .sync_helpers import EDGETUTOR, Hub, Proxy, cli, device_events, example_case, finish
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    h = Hub(tmp_path / "hub").start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture
+def store(home: Path) -> Iterator[Store]:
+    with open_db() as s:
+        yield s
+
+
+def assert_once_on_hub(hub: Hub, store: Store, pending: int = 0) -> None:
+    """The hub holds this device's events 1..n exactly once, with the device's own hashes, and
+    the device still has every event, `pending` of them not acknowledged."""
+    device_id = store.sync_state().device_id
+    assert device_id is not None
+    ours = store.events()
+    acked = len(ours) - pending
+    theirs = hub.query(
+        "SELECT seq, event_id, hash FROM events WHERE device_id = ? ORDER BY seq", (device_id,)
+    )
+    assert theirs == [(e["seq"], e["event_id"], e["hash"]) for e in ours[:acked]]
+    assert len(hub.event_ids()) == len(set(hub.event_ids()))
+    assert [seq for seq, *_ in device_events(store.path.parent)] == list(range(1, len(ours) + 1))
+    assert store.pending_count() == pending
+    assert [s for s, _, state in device_events(store.path.parent) if state == "pending"] == [
+        e["seq"] for e in ours[acked:]
+    ]
+
+
+def quick(store: Store, url: str, token: str | None = None, **kw: Any) -> client.SyncReport:
+    kw.setdefault("base_delay", 0.05)
+    kw.setdefault("timeout", 20.0)
+    return client.sync(store, url, token, **kw)
+
+
+# -- the happy path -------------------------------------------------------------------------------
+
+
+def test_enroll_sync_and_resync_send_each_result_once(
+    hub: Hub, home: Path, tmp_path: Path, make_pack: Callable[..., Path]
+) -> None:
+    cli("pack", "install", str(make_pack()), home=home)
+    script = tmp_path / "script.txt"
+    script.write_text(
+        "Do you have a fever?\nexamine vitals\ndiagnose malaria\nplan artemether-lumefantrine\nend\n"
+    )
+    run = ["run", "malaria-uncomplicated-adult", "--script", str(script), "--json", "--trainee", "Abena"]
+    played = [json.loads(cli(*run, "--no-model", home=home).stdout)]
+    played.append(json.loads(cli(*run, home=home, timeout=300).stdout))  # the real model, once
+    assert played[1]["model"] == "SmolLM2-135M-Instruct.Q4_1"
+    with open_db() as store:
+        finish(store, "Kofi")
+        token = hub.enroll("Kumasi")
+        done = cli("sync", "--hub", hub.url, "--token", token, home=home)
+        assert done.stdout.splitlines() == [
+            f"Enrolled with {hub.url} (site Kumasi)",
+            "Sent 3 results; 0 pending; hub acknowledged up to #3",
+        ]
+        assert_once_on_hub(hub, store)
+        # what the hub reports from is what the device scored
+        for seq, doc in ((1, played[0]), (2, played[1])):
+            row = hub.query(
+                "SELECT attempt_id, trainee_name, case_title, model, score, site FROM events JOIN devices"
+                " ON devices.id = events.device_id WHERE seq = ?",
+                (seq,),
+            )[0]
+            attempt_id = doc["attempt"]
+            stored = store.score(attempt_id)
+            assert stored is not None
+            assert row[:2] == (attempt_id, "Abena") and row[2] == example_case().title
+            assert row[3] == (played[1]["model"] if seq == 2 else None)
+            assert row[4] == stored["total"] and row[5] == "Kumasi"
+        again = cli("sync", home=home)  # the hub address and enrollment are remembered
+        assert again.stdout.strip() == "Sent 0 results; 0 pending; hub acknowledged up to #3"
+        finish(store, "Kofi")
+        assert cli("sync", home=home).stdout.strip() == "Sent 1 result; 0 pending; hub acknowledged up to #4"
+        assert_once_on_hub(hub, store)
+        status = client.status(store)
+        assert (status.pending, status.hub, status.enrolled, status.last_error) == (0, hub.url, True, None)
+        assert status.last_sync is not None
+        assert client.probe(hub.url) is True
+
+
+# -- lost answers, killed client, restarted hub ---------------------------------------------------
+
+
+def test_an_answer_lost_after_the_hub_committed_is_not_sent_twice(hub: Hub, store: Store) -> None:
+    quick(store, hub.url, hub.enroll())
+    for name in ("Ama", "Kofi", "Esi"):
+        finish(store, name)
+    proxy = Proxy(hub.port, mode="drop", match="POST /api/v1/events", drops=1)
+    try:
+        report = quick(store, proxy.url, batch_size=2)
+    finally:
+        proxy.close()
+    assert proxy.dropped == 1
+    assert (report.sent, report.pending, report.acked_seq) == (3, 0, 3)
+    # the first batch was committed by the hub, its answer lost, resent with the same key
+    assert proxy.requests.count("POST /api/v1/events HTTP/1.1") == 3
+    assert hub.query("SELECT count(*) FROM idempotency")[0][0] == 2
+    assert [r[0] for r in store.db.execute("SELECT tries FROM outbox ORDER BY seq").fetchall()] == [1, 1, 0]
+    assert_once_on_hub(hub, store)
+
+
+def test_answers_that_never_arrive_mark_nothing_sent_and_the_next_sync_catches_up(
+    hub: Hub, store: Store
+) -> None:
+    quick(store, hub.url, hub.enroll())
+    for name in ("Ama", "Kofi", "Esi"):
+        finish(store, name)
+    proxy = Proxy(hub.port, mode="drop", match="POST /api/v1/events")
+    try:
+        with pytest.raises(SyncError) as err:
+            quick(store, proxy.url, batch_size=2, tries=3)
+    finally:
+        proxy.close()
+    assert str(err.value) == (
+        f"cannot reach the hub at {proxy.url} (results #1-#2): connection closed before the reply after 3 tries;"
+        " 3 results kept for the next sync"
+    )
+    assert hub.seqs(store.sync_state().device_id or "") == [1, 2]  # the hub has the first batch
+    assert_once_on_hub_pending_all(hub, store)
+    report = quick(store, hub.url)
+    assert (report.sent, report.pending, report.acked_seq) == (3, 0, 3)
+    assert_once_on_hub(hub, store)
+
+
+def assert_once_on_hub_pending_all(hub: Hub, store: Store) -> None:
+    # nothing is marked sent that the client did not hear acknowledged
+    assert store.pending_count() == len(store.events()) == 3
+    assert store.sync_state().acked_seq == 0
+
+
+def test_sync_killed_mid_way_loses_nothing_and_duplicates_nothing(hub: Hub, store: Store, home: Path) -> None:
+    quick(store, hub.url, hub.enroll())
+    for i in range(30):
+        finish(store, f"Trainee {i}")
+    device_id = store.sync_state().device_id or ""
+    proxy = Proxy(hub.port, delay=0.03)  # about 0.2 s per batch of 5
+    env = {**os.environ, "EDGETUTOR_HOME": str(home)}
+    proc = subprocess.Popen(
+        [*EDGETUTOR, "sync", "--hub", proxy.url, "--batch-size", "5", "--no-pull"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(hub.seqs(device_id)) < 10 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=20)
+    finally:
+        proxy.close()
+    assert proc.returncode == -signal.SIGKILL
+    on_hub = hub.seqs(device_id)
+    assert 10 <= len(on_hub) < 30, on_hub  # killed part-way
+    sent = [seq for seq, _, state in device_events(home) if state == "sent"]
+    assert set(sent) <= set(on_hub)  # never marked sent without the hub having it
+    assert len(device_events(home)) == 30
+    store.db.execute("SELECT 1")  # the in-process store still works on the same file
+    done = cli("sync", "--hub", hub.url, home=home)
+    assert done.stdout.strip().endswith("0 pending; hub acknowledged up to #30")
+    assert_once_on_hub(hub, store)
+
+
+def test_the_hub_restarted_mid_batch(hub: Hub, store: Store) -> None:
+    quick(store, hub.url, hub.enroll())
+    for i in range(20):
+        finish(store, f"Trainee {i}")
+    proxy = Proxy(hub.port, delay=0.1)  # a 20-result batch takes a few seconds to reach the hub
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = quick(store, proxy.url, batch_size=20, tries=6, base_delay=0.3, pull=False)
+        except Exception as err:  # noqa: BLE001 - reported to the test thread below
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any("POST /api/v1/events" in r for r in proxy.requests) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # part of the batch is on its way
+        hub.stop(signal.SIGKILL)
+        hub.start()
+        proxy.upstream = hub.port
+        worker.join(timeout=120)
+    finally:
+        proxy.close()
+    assert "error" not in outcome, outcome.get("error")
+    report = outcome["report"]
+    assert (report.sent, report.pending, report.acked_seq) == (20, 0, 20)
+    # the batch in flight when the hub died was sent again, to the new hub process
+    assert sum("POST /api/v1/events" in r for r in proxy.requests) >= 2
+    assert_once_on_hub(hub, store)
+
+
+# -- enrollment and revocation --------------------------------------------------------------------
+
+
+def test_an_unenrolled_device_is_refused_and_keeps_everything(hub: Hub, store: Store, home: Path) -> None:
+    finish(store)
+    finish(store, "Kofi")
+    no_token = cli("sync", "--hub", hub.url, home=home, check=False)
+    assert no_token.returncode == 1
+    assert no_token.stderr.strip() == (
+        "Error: this device is not enrolled with a hub: run `edgetutor sync --hub URL --token TOKEN`"
+        " with the token from your coordinator"
+    )
+    wrong = cli("sync", "--token", "not-a-token", home=home, check=False)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == (
+        "Error: the hub refused the enrollment: unknown enrollment token; 2 results kept for the next sync"
+    )
+    assert hub.query("SELECT count(*) FROM devices") == [(0,)] and hub.event_ids() == []
+    assert store.pending_count() == 2 and not store.sync_state().enrolled
+    # a device that believes it is enrolled at a hub that does not know it (e.g. a new hub)
+    store.update_sync_state(enrolled=1, enroll_token=None)
+    with pytest.raises(SyncError) as err:
+        quick(store, hub.url)
+    device_id = store.sync_state().device_id
+    assert str(err.value) == (
+        f"the hub refused the acknowledgement query: device {device_id} is not enrolled (ask the coordinator"
+        " for an enrollment token, then `edgetutor sync --token TOKEN`); 2 results kept for the next sync"
+    )
+    assert hub.event_ids() == [] and store.pending_count() == 2
+
+
+def test_a_revoked_device_is_refused_and_keeps_its_results(hub: Hub, store: Store, home: Path) -> None:
+    finish(store)
+    finish(store, "Kofi")
+    quick(store, hub.url, hub.enroll())
+    device_id = store.sync_state().device_id or ""
+    hub.run("revoke", device_id)
+    finish(store, "Esi")
+    refused = cli("sync", home=home, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"Error: this device ({device_id}) is revoked at the hub; 1 result kept (ask the coordinator)"
+    )
+    assert_once_on_hub(hub, store, pending=1)
+    assert client.status(store).last_error == refused.stderr.strip()[len("Error: ") :]
+
+
+# -- USB bundles ----------------------------------------------------------------------------------
+
+
+def test_a_usb_bundle_imported_twice_and_after_a_network_sync(
+    hub: Hub, store: Store, home: Path, tmp_path: Path
+) -> None:
+    for name in ("Ama", "Kofi", "Esi"):
+        finish(store, name)
+    token = hub.enroll("Tamale")
+    hub.stop()  # no network: the token is kept for the bundle
+    with pytest.raises(SyncError, match="3 results kept for the next sync"):
+        quick(store, hub.url, token)
+    usb = tmp_path / "usb"
+    first = cli("results", "export", "--out", str(usb), home=home)
+    assert first.stdout.startswith("Wrote 3 results (#1-#3) and this device's enrollment token to ")
+    (bundle1,) = usb.glob("*.etres")
+    hub.start()
+    hub.run("import", str(bundle1))
+    hub.run("import", str(bundle1))  # again: nothing new
+    device_id = store.sync_state().device_id or ""
+    assert hub.seqs(device_id) == [1, 2, 3]
+    assert store.pending_count() == 3  # exporting and importing mark nothing sent on the device
+    # the network sync enrolls with the same token (already used by this very device) and
+    # learns from the hub's acknowledgement that the three arrived
+    net = cli("sync", "--hub", hub.url, home=home)
+    assert net.stdout.splitlines()[-1] == "Sent 3 results; 0 pending; hub acknowledged up to #3"
+    assert_once_on_hub(hub, store)
+    finish(store, "Yaw")
+    finish(store, "Akua")
+    second = cli("results", "export", "--out", str(usb), home=home)
+    assert second.stdout.startswith("Wrote 2 results (#4-#5) to ")
+    bundle2 = next(p for p in usb.glob("*.etres") if p != bundle1)
+    quick(store, hub.url)
+    hub.run("import", str(bundle2))  # after the same results came by network
+    hub.run("import", str(bundle1))
+    assert_once_on_hub(hub, store)
+    assert hub.query("SELECT count(*) FROM events") == [(5,)]
+
+
+# -- packs pulled from the hub --------------------------------------------------------------------
+
+
+def _tampered(pack: Path, out: Path) -> Path:
+    """The pack with one case file changed after signing (its manifest hash no longer matches)."""
+    with zipfile.ZipFile(pack) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.startswith("cases/"):
+                data = data.replace(b"malaria", b"malarja", 1)
+            dst.writestr(item, data)
+    return out
+
+
+def test_newer_packs_are_pulled_and_untrusted_or_tampered_ones_refused(
+    hub: Hub, store: Store, home: Path, tmp_path: Path, make_pack: Callable[..., Path]
+) -> None:
+    cli("pack", "install", str(make_pack(1)), home=home)
+    quick(store, hub.url, hub.enroll())
+    hub.run("publish", str(make_pack(2)))
+    stranger_key, _, _ = generate(tmp_path / "stranger-keys", "stranger")
+    stranger = tmp_path / "stranger.etpack"
+    build_pack(write_source(tmp_path / "src-stranger", "stranger-pack", 1), stranger_key, stranger)
+    hub.run("publish", str(stranger))
+    hub.run("publish", str(_tampered(make_pack(1, pack_id="tampered-pack"), tmp_path / "tampered.etpack")))
+    finish(store)
+    done = cli("sync", home=home)
+    assert done.returncode == 0
+    assert "Upgraded pack test-pack v2 (1 case)" in done.stdout.splitlines()
+    assert done.stdout.splitlines()[-1] == "Sent 1 result; 0 pending; hub acknowledged up to #1"
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 2, errors
+    assert any(
+        e.startswith("Pack not installed: pack stranger-pack v1 refused: ") and "trust" in e for e in errors
+    )
+    assert any(e.startswith("Pack not installed: pack tampered-pack v1 refused: ") for e in errors)
+    installed = {p.pack_id: p.version for p in PackStore().installed()}
+    assert installed == {"test-pack": 2}
+    assert not list(home.glob(".pack-download-*"))  # downloads cleaned up
+    again = cli("sync", home=home)
+    assert "pack test-pack" not in again.stdout and len(again.stderr.strip().splitlines()) == 2
+    assert_once_on_hub(hub, store)
