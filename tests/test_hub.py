@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from edgetutor.cli import make_cli
 from edgetutor.sync import protocol
-from tests.hub_helpers import Device, Hub, enrolled, issue_token, rows, stored_seqs, wait_until
+from tests.hub_helpers import Device, Hub, enrolled, issue_token, payload, rows, stored_seqs, wait_until
 
 API = protocol.API
 
@@ -183,7 +183,26 @@ def test_malformed_requests_are_refused_with_a_json_error(hub: Hub) -> None:
         {"error": "events must be a list"},
     )
     assert hub.post(f"{API}/events", {"events": []}) == (400, {"error": "device_id is missing or malformed"})
+    lone_surrogate = b'{"device_id": "\\ud800", "events": []}'
+    assert hub.request("POST", f"{API}/events", raw=lone_surrogate) == (
+        400,
+        {"error": "request body holds text that is not valid Unicode"},
+    )
     assert state(hub.db) == before
+    # A real emoji escaped as a surrogate pair is fine, and numbers too large for a column are
+    # kept in the signed body but not extracted.
+    body = payload(trainee="Amina \U0001f600")
+    body["pack"]["version"] = 2**70
+    status, reply = hub.post(f"{API}/events", {"device_id": device.id, "events": [device.event(body)]})
+    assert (status, reply["accepted"]) == (200, 1)
+    huge = device.event(seq=2**64, prev=device.head)
+    status, reply = hub.post(f"{API}/events", {"device_id": device.id, "events": [huge]})
+    assert reply["rejected"] == [
+        {"event_id": huge["event_id"], "seq": None, "reason": "malformed sequence number"}
+    ]
+    assert rows(
+        hub.db, "SELECT trainee_name, pack_version FROM events WHERE device_id = ?", (device.id,)
+    ) == [("Amina \U0001f600", None)]
 
 
 # -- refusals -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -77,9 +78,8 @@ def _refuse(
     db: HubDB, via: str, device_id: str | None, kind: str, reason: str, status: int = 403
 ) -> HubError:
     """Log a refusal that writes nothing else (its own transaction) and return the error to raise."""
-    log.warning("refused (%s) device %s: %s", via, device_id, reason)
     with db.write():
-        db.add_anomaly(via, device_id, kind, reason)
+        db.add_anomaly(via, device_id, kind, reason)  # the caller reports it (HTTP log or CLI)
     return HubError(reason, status)
 
 
@@ -162,8 +162,14 @@ def _text(obj: Any, *keys: str) -> Any:
     return obj
 
 
+INT64 = 2**63
+
+
 def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
+    """`value` if it is of `kind` (never a bool for a number) and fits a 64-bit column, else None."""
     if isinstance(value, bool) and kind is not bool:
+        return None
+    if isinstance(value, int) and not -INT64 < value < INT64:
         return None
     return value if isinstance(value, kind) else None
 
@@ -257,7 +263,7 @@ def ingest(
             ev_id = event.get("event_id") if isinstance(event, dict) else None
             seq = event.get("seq") if isinstance(event, dict) else None
             ev_id = ev_id if isinstance(ev_id, str) else None
-            seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+            seq = _typed(seq, int)
             if stopped:
                 result.rejected.append({"event_id": ev_id, "seq": seq, "reason": NOT_PROCESSED})
                 continue
@@ -304,6 +310,8 @@ def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: 
     if problem is not None:
         return problem
     seq, ev_id, digest = event["seq"], event["event_id"], event["hash"]
+    if seq >= INT64:
+        return "malformed sequence number"
     same_id = db.event_by_id(ev_id)
     if same_id is not None:
         if same_id["hash"] == digest:
@@ -320,6 +328,24 @@ def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: 
     if event["prev"] != state.head:
         return f"fork: prev of seq {seq} does not match the hash of seq {state.acked_seq}"
     return None
+
+
+# A lone surrogate escape ("\ud800") is valid JSON but not text: it could not be stored.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json(raw: bytes, what: str) -> Any:
+    """Raises HubError 400 if `raw` is not JSON or holds text that is not valid Unicode."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise HubError(f"{what} is not JSON", 400) from err
+    if _SURROGATE.search(raw):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise HubError(f"{what} holds text that is not valid Unicode", 400) from err
+    return data
 
 
 def idempotency_hash(body: bytes) -> str:
@@ -348,11 +374,10 @@ def import_bundle(db: HubDB, path: Path) -> ImportResult:
     try:
         if path.stat().st_size > MAX_BUNDLE_BYTES:
             raise HubError(f"{path.name} is too large to be a results bundle")
-        bundle = json.loads(path.read_bytes())
+        raw = path.read_bytes()
     except OSError as err:
         raise HubError(f"cannot read {path}: {err.strerror or err}") from err
-    except (ValueError, UnicodeDecodeError) as err:
-        raise HubError(f"{path.name} is not a results bundle (not JSON)") from err
+    bundle = parse_json(raw, f"{path.name} (a results bundle)")
     if (
         not isinstance(bundle, dict)
         or bundle.get("kind") != protocol.BUNDLE_KIND

@@ -7,7 +7,7 @@ work itself is serialised by HubDB's lock and SQLite's write lock.
 
 from __future__ import annotations
 
-import json
+import logging
 import socket
 import sys
 from pathlib import Path
@@ -24,7 +24,9 @@ from ..sync import protocol
 from . import HubError
 from .catalogue import catalogue, pack_file
 from .db import HubDB
-from .ingest import enroll, idempotency_hash, ingest
+from .ingest import enroll, idempotency_hash, ingest, parse_json
+
+log = logging.getLogger("edgetutor.hub")
 
 MAX_BODY = 64 * 1024 * 1024
 # The dashboard runs no script at all: even a name that slipped past escaping could not execute.
@@ -35,14 +37,16 @@ def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HubError("request body too large", 413)
-    try:
-        return json.loads(body), body
-    except (ValueError, UnicodeDecodeError) as err:
-        raise HubError("request body is not JSON", 400) from err
+async def _json_body(request: Request) -> tuple[Any, bytes]:
+    """The parsed JSON body and its bytes; read with a size cap, never whole before the check."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HubError(f"request body larger than {MAX_BODY // (1024 * 1024)} MB", 413)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    return parse_json(body, "request body"), body
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -143,6 +147,10 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
 
     async def on_hub_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HubError)
+        client = request.client.host if request.client else "?"
+        log.warning(
+            "refused %s %s from %s (%d): %s", request.method, request.url.path, client, exc.status, exc
+        )
         return _error(str(exc), exc.status)
 
     async def robots(request: Request) -> Response:
@@ -167,8 +175,6 @@ def serve(
     db_path: Path, host: str, port: int, log_level: str = "warning", dashboard_anywhere: bool = False
 ) -> None:
     """Open the database, bind, print one line with the real address, then serve until stopped."""
-    import logging
-
     import uvicorn
 
     db = HubDB(db_path)
