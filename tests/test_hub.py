@@ -688,3 +688,22 @@ def test_dashboard_and_reports_answer_only_this_machine_by_default(tmp_path: Pat
         opened = make_app(db, dashboard_anywhere=True)
         assert asgi_get(opened, "/", "192.0.2.10")[0] == 200
         assert asgi_get(opened, f"{API}/report?by=case", "192.0.2.10")[0] == 200
+
+
+def test_serve_on_a_busy_port_and_reading_a_missing_hub_fail_in_one_line(hub: Hub, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    port = hub.url.rsplit(":", 1)[1]
+    second = subprocess.run(
+        [sys.executable, "-m", "edgetutor", "hub", "serve", "--db", str(tmp_path / "b.db"), "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert second.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    for command in ("devices", "report"):
+        result = cli("hub", command, "--db", str(tmp_path / "typo.db"))
+        assert result.exit_code == 2 and "does not exist" in result.output
+    assert not (tmp_path / "typo.db").exists()

@@ -15,6 +15,15 @@ DB_OPTION = click.option(
     help="The hub database (SQLite file, created if missing).",
 )
 
+# Commands that only read or change an existing hub must not create an empty one from a typo.
+EXISTING_DB_OPTION = click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The hub database (SQLite file).",
+)
+
 
 @click.group("hub")
 def hub() -> None:
@@ -54,7 +63,7 @@ def hub_enroll(db_path: Path, site: str, label: str | None) -> None:
 
 
 @hub.command("devices")
-@DB_OPTION
+@EXISTING_DB_OPTION
 def hub_devices(db_path: Path) -> None:
     """List enrolled devices: site, label, last sync, acknowledged sequence, anomalies."""
     from .db import HubDB
@@ -86,7 +95,7 @@ def hub_devices(db_path: Path) -> None:
 
 @hub.command("revoke")
 @click.argument("device_id")
-@DB_OPTION
+@EXISTING_DB_OPTION
 def hub_revoke(device_id: str, db_path: Path) -> None:
     """Refuse any further results from DEVICE_ID (its stored results stay)."""
     from . import HubError
@@ -102,7 +111,7 @@ def hub_revoke(device_id: str, db_path: Path) -> None:
 
 @hub.command("import")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
-@DB_OPTION
+@EXISTING_DB_OPTION
 def hub_import(bundle: Path, db_path: Path) -> None:
     """Import a USB results bundle (.etres); importing it again changes nothing."""
     from .db import HubDB
@@ -139,7 +148,7 @@ def hub_publish(pack: Path, db_path: Path) -> None:
 
 
 @hub.command("report")
-@DB_OPTION
+@EXISTING_DB_OPTION
 @click.option(
     "--by",
     type=click.Choice(["trainee", "case", "competency", "site", "device"]),
