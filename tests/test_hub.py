@@ -707,3 +707,26 @@ def test_serve_on_a_busy_port_and_reading_a_missing_hub_fail_in_one_line(hub: Hu
         result = cli("hub", command, "--db", str(tmp_path / "typo.db"))
         assert result.exit_code == 2 and "does not exist" in result.output
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_bundle_larger_than_one_batch_is_ingested_in_chunks(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgetutor.hub import ingest
+
+    monkeypatch.setattr(ingest, "MAX_BATCH", 3)  # the CLI runs in this process
+    device = enrolled(hub)
+    events = device.events(8)
+    path = write_bundle(tmp_path / "big.etres", device.bundle(events))
+    result = cli("hub", "import", str(path), "--db", str(hub.db))
+    assert "8 new, 0 already present, 0 refused; acknowledged up to seq 8" in result.output
+    assert_each_once(hub.db, device, list(range(1, 9)))
+    # A gap in the second chunk: the first chunk stays, the rest is listed, one anomaly only.
+    more = device.events(8)
+    gapped = write_bundle(tmp_path / "gapped.etres", device.bundle(more[:4] + more[5:]))
+    result = cli("hub", "import", str(gapped), "--db", str(hub.db))
+    assert result.exit_code == 1
+    assert "4 new, 0 already present, 3 refused; acknowledged up to seq 12" in result.output
+    assert result.output.count("not processed: follows a refused event") == 2
+    assert anomalies(hub.db, device.id) == [("gap", "gap: expected seq 13, got 14")]
+    assert_each_once(hub.db, device, list(range(1, 13)))

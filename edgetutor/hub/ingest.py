@@ -421,5 +421,36 @@ def import_bundle(db: HubDB, path: Path) -> ImportResult:
                 via="usb",
             )
             enrolled = True
-        reply = ingest(db, device_id, bundle["events"], via="usb")
+        reply = _ingest_all(db, device_id, bundle["events"])
     return ImportResult(device_id, device.site, enrolled, reply)
+
+
+def _ingest_all(db: HubDB, device_id: str, events: list[Any]) -> dict[str, Any]:
+    """A bundle may hold more events than one API batch: ingest them MAX_BATCH at a time inside
+    the caller's transaction, stopping where the chain stops, and merge the replies."""
+    total: dict[str, Any] = {}
+    for start in range(0, max(len(events), 1), MAX_BATCH):
+        reply = ingest(db, device_id, events[start : start + MAX_BATCH], via="usb")
+        if not total:
+            total = reply
+        else:
+            total.update(
+                acked_seq=reply["acked_seq"],
+                head=reply["head"],
+                accepted=total["accepted"] + reply["accepted"],
+                replayed=total["replayed"] + reply["replayed"],
+                rejected=total["rejected"] + reply["rejected"],
+            )
+        if any(r["seq"] is None or r["seq"] > reply["acked_seq"] for r in reply["rejected"]):
+            for event in events[start + MAX_BATCH :]:
+                seq = _typed(event.get("seq"), int) if isinstance(event, dict) else None
+                ev_id = event.get("event_id") if isinstance(event, dict) else None
+                total["rejected"].append(
+                    {
+                        "event_id": ev_id if isinstance(ev_id, str) else None,
+                        "seq": seq,
+                        "reason": NOT_PROCESSED,
+                    }
+                )
+            break
+    return total
