@@ -364,3 +364,63 @@ def test_newer_packs_are_pulled_and_untrusted_or_tampered_ones_refused(
     again = cli("sync", home=home)
     assert "pack test-pack" not in again.stdout and len(again.stderr.strip().splitlines()) == 2
     assert_once_on_hub(hub, store)
+
+
+# -- refusals by the hub, forks, a new hub ----------------------------------------------------------
+
+
+def test_an_event_the_hub_rejects_is_named_and_nothing_after_it_marked_sent(hub: Hub, store: Store) -> None:
+    quick(store, hub.url, hub.enroll())
+    for name in ("Ama", "Kofi", "Esi"):
+        finish(store, name)
+    # damage result #2 on disk (as a failing disk or a hand edit would): its hash no longer matches
+    store.db.execute("DROP TRIGGER events_no_update")
+    body = json.loads(store.db.execute("SELECT body FROM events WHERE seq = 2").fetchone()[0])
+    body["payload"]["score"]["total"] = 1.0
+    store.db.execute("UPDATE events SET body = ? WHERE seq = 2", [json.dumps(body)])
+    store.db.conn.commit()
+    with pytest.raises(SyncError) as err:
+        quick(store, hub.url)
+    assert str(err.value) == (
+        f"the hub rejected result #2 (event {body['event_id']}): hash does not match content; 2 results kept"
+    )
+    assert hub.seqs(store.sync_state().device_id or "") == [1]
+    assert store.pending_count() == 2 and store.sync_state().acked_seq == 1
+    tries = store.db.execute("SELECT seq, tries, last_error FROM outbox ORDER BY seq").fetchall()
+    assert tries[0] == (1, 0, None) and tries[1][1] == 1 and "hash does not match" in tries[1][2]
+
+
+def test_a_hub_holding_a_different_history_is_a_fork_and_nothing_is_sent(hub: Hub, home: Path) -> None:
+    with open_db() as store:
+        finish(store)
+        quick(store, hub.url, hub.enroll())
+    # the database is lost; the key survives; a new database starts again at #1
+    for suffix in ("", "-wal", "-shm"):
+        (home / f"edgetutor.db{suffix}").unlink(missing_ok=True)
+    with open_db() as store:
+        finish(store, "Kofi")
+        store.update_sync_state(hub_url=hub.url, enrolled=1)
+        with pytest.raises(SyncError) as err:
+            quick(store, hub.url)
+        assert str(err.value) == (
+            "the hub holds a different result #1 for this device (fork); nothing was sent: tell the coordinator"
+        )
+        assert store.pending_count() == 1
+    assert hub.query("SELECT trainee_name FROM events") == [("Ama",)]
+
+
+def test_moving_to_a_new_hub_enrolls_there_and_sends_everything(
+    hub: Hub, store: Store, tmp_path: Path
+) -> None:
+    finish(store)
+    finish(store, "Kofi")
+    quick(store, hub.url, hub.enroll())
+    new = Hub(tmp_path / "new-hub").start()
+    try:
+        report = quick(store, new.url, new.enroll("Tamale"))
+        assert (report.enrolled_now, report.site, report.sent, report.acked_seq) == (True, "Tamale", 2, 2)
+        assert_once_on_hub(new, store)
+        assert_once_on_hub(hub, store)  # the old hub keeps what it had
+        assert store.sync_state().hub_url == new.url
+    finally:
+        new.stop()

@@ -254,18 +254,22 @@ def sync(
             raise SyncError(
                 "no hub address yet: run `edgetutor sync --hub URL --token TOKEN` (from your coordinator)"
             )
+        token = token.strip() if token else None
+        # A token given to an enrolled device only matters with a new hub (a move); else ignored.
+        enroll = not state.enrolled or (token is not None and hub != state.hub_url)
         changes: dict[str, Any] = {}
         if hub != state.hub_url:
             changes["hub_url"] = hub
-        if token:
-            changes["enroll_token"] = token.strip()
+        if token and enroll:
+            # Until this enrollment succeeds the device counts as not enrolled (at the new hub).
+            changes.update(enroll_token=token, enrolled=0, site=None)
         if changes:  # remembered before any network use: a hub that is down keeps the token
             store.update_sync_state(**changes)
         retry = _Retry(tries, base_delay, sleep)
         session = _Session(store, key, hub, retry, timeout)
         try:
             report = session.run(
-                enroll=not state.enrolled or (bool(token) and hub != state.hub_url),
+                enroll=enroll,
                 batch_size=batch_size,
                 on_progress=on_progress,
             )
