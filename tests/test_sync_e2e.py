@@ -127,11 +127,12 @@ def test_an_answer_lost_after_the_hub_committed_is_not_sent_twice(hub: Hub, stor
     for name in ("Ama", "Kofi", "Esi"):
         finish(store, name)
     proxy = Proxy(hub.port, mode="drop", match="POST /api/v1/events", drops=1)
+    progress: list[tuple[int, int]] = []
     try:
-        report = quick(store, proxy.url, batch_size=2)
+        report = quick(store, proxy.url, batch_size=2, on_progress=lambda *p: progress.append(p))
     finally:
         proxy.close()
-    assert proxy.dropped == 1
+    assert proxy.dropped == 1 and progress == [(2, 3), (3, 3)]
     assert (report.sent, report.pending, report.acked_seq) == (3, 0, 3)
     # the first batch was committed by the hub, its answer lost, resent with the same key
     assert proxy.requests.count("POST /api/v1/events HTTP/1.1") == 3

@@ -371,7 +371,7 @@ class _Session:
         # Results the hub already holds (sent by a sync that never heard the answer, or carried
         # on a USB stick) count as sent now.
         report.sent, _ = store.set_acked(acked)
-        to_send = store.pending_count()
+        to_send, done = store.pending_count(), 0
         while True:
             batch = store.events(after=acked, limit=batch_size, pending=True)
             if not batch:
@@ -388,6 +388,7 @@ class _Session:
             new_acked = self._check_head(reply.get("acked_seq"), reply.get("head"))
             sent, _ = store.set_acked(new_acked)
             report.sent += sent
+            done += sent
             rejected = [r for r in reply.get("rejected") or [] if isinstance(r, dict)]
             if rejected:
                 bad = rejected[0]
@@ -398,7 +399,7 @@ class _Session:
                 raise SyncError(f"the hub did not acknowledge results #{first}-#{last}")
             acked = new_acked
             if on_progress is not None:
-                on_progress(report.sent, to_send)
+                on_progress(done, to_send)
         report.acked_seq, report.pending = acked, store.pending_count()
         return report
 
