@@ -106,6 +106,9 @@ def test_corrupt_key_is_refused_in_one_line_and_the_attempt_is_kept(store: Store
     assert store.score(attempt.id) is None
     assert store.last_seq() == 1 and store.pending_count() == 1
     assert key_file.read_bytes() == before_key
+    with pytest.raises(KeyFileError, match="is corrupt"):
+        client.sync(store, f"http://127.0.0.1:{closed_port()}", "tok")
+    assert "is corrupt" in (client.status(store).last_error or "") and store.pending_count() == 1
     result_cli = CliRunner().invoke(make_cli(), ["results", "export", "--out", str(home / "usb")])
     assert result_cli.exit_code == 1 and "is corrupt" in result_cli.output and not (home / "usb").exists()
 

@@ -246,40 +246,50 @@ def sync(
     if batch_size < 1 or tries < 1:
         raise SyncError("batch size and tries must be at least 1")
     with _sync_lock(store.key_dir or device_dir()):
-        store.seal_backlog()
-        key = store.device_key()
-        state = store.sync_state()
-        hub = normalise_url(hub_url) if hub_url else state.hub_url
-        if hub is None:
-            raise SyncError(
-                "no hub address yet: run `edgetutor sync --hub URL --token TOKEN` (from your coordinator)"
-            )
-        token = token.strip() if token else None
-        # A token given to an enrolled device only matters with a new hub (a move); else ignored.
-        enroll = not state.enrolled or (token is not None and hub != state.hub_url)
-        changes: dict[str, Any] = {}
-        if hub != state.hub_url:
-            changes["hub_url"] = hub
-        if token and enroll:
-            # Until this enrollment succeeds the device counts as not enrolled (at the new hub).
-            changes.update(enroll_token=token, enrolled=0, site=None)
-        if changes:  # remembered before any network use: a hub that is down keeps the token
-            store.update_sync_state(**changes)
-        retry = _Retry(tries, base_delay, sleep)
-        session = _Session(store, key, hub, retry, timeout)
         try:
-            report = session.run(
-                enroll=enroll,
-                batch_size=batch_size,
-                on_progress=on_progress,
+            report = _sync(
+                store, hub_url, token, batch_size, _Retry(tries, base_delay, sleep), timeout, on_progress
             )
-        except SyncError as err:
+        except EdgeTutorError as err:
+            # Kept for `results list` and the app's status line until a sync succeeds.
             store.update_sync_state(last_error=str(err))
             raise
         if pull:
-            pull_packs(hub, retry, timeout, report)
+            pull_packs(report.hub, _Retry(tries, base_delay, sleep), timeout, report)
         store.update_sync_state(last_sync=dt.datetime.now(dt.UTC), last_error=None)
         return report
+
+
+def _sync(
+    store: Store,
+    hub_url: str | None,
+    token: str | None,
+    batch_size: int,
+    retry: _Retry,
+    timeout: float,
+    on_progress: Callable[[int, int], None] | None,
+) -> SyncReport:
+    store.seal_backlog()
+    key = store.device_key()
+    state = store.sync_state()
+    hub = normalise_url(hub_url) if hub_url else state.hub_url
+    if hub is None:
+        raise SyncError(
+            "no hub address yet: run `edgetutor sync --hub URL --token TOKEN` (from your coordinator)"
+        )
+    token = token.strip() if token else None
+    # A token given to an enrolled device only matters with a new hub (a move); else ignored.
+    enroll = not state.enrolled or (token is not None and hub != state.hub_url)
+    changes: dict[str, Any] = {}
+    if hub != state.hub_url:
+        changes["hub_url"] = hub
+    if token and enroll:
+        # Until this enrollment succeeds the device counts as not enrolled (at the new hub).
+        changes.update(enroll_token=token, enrolled=0, site=None)
+    if changes:  # remembered before any network use: a hub that is down keeps the token
+        store.update_sync_state(**changes)
+    session = _Session(store, key, hub, retry, timeout)
+    return session.run(enroll=enroll, batch_size=batch_size, on_progress=on_progress)
 
 
 class _Session:
