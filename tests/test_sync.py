@@ -496,6 +496,9 @@ def test_results_list_and_export_commands(home: Path, tmp_path: Path) -> None:
     with open_db() as store:
         empty = CliRunner().invoke(make_cli(), ["results", "list"])
         assert empty.exit_code == 0 and "0 pending, 0 sent; last sync: never; hub: none" in empty.output
+        nothing = CliRunner().invoke(make_cli(), ["results", "export", "--out", str(tmp_path / "usb")])
+        assert nothing.output == "Nothing to export: no result is waiting for the hub.\n"
+        assert not (tmp_path / "usb").exists()
         finish(store, "Ama")
         finish(store, "Kofi", diagnosis="tuberculosis")
         store.set_acked(1)

@@ -90,7 +90,7 @@ def results_export(out_dir: Path) -> None:
     with open_db() as store:
         done = export(store, out_dir)
     if done is None:
-        click.echo("Nothing to export: every result has been acknowledged by the hub.")
+        click.echo("Nothing to export: no result is waiting for the hub.")
         return
     what = f"{done.events} result{'s' if done.events != 1 else ''}"
     if done.first is not None:
