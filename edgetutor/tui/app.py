@@ -10,6 +10,7 @@ blocks on `models_ready`, never the UI).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from typing import Any
@@ -20,9 +21,33 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.worker import Worker, WorkerState
 
+from ..errors import EdgeTutorError
 from ..patient.session import ModelChoice
 from ..store.db import Store, Trainee
 from .base import report
+
+#: how often the app tries to sync in the background, and how long the reachability probe waits
+SYNC_EVERY_S = 60.0
+SYNC_PROBE_S = 1.0
+
+
+def sync_label(state: Any, reachable: bool | None, now: dt.datetime | None = None) -> str:
+    """The status bar's sync part, from a `sync.client.SyncStatus`. Short: it shares 80 columns."""
+    waiting = f"{state.pending} to send" if state.pending else "all sent"
+    if state.last_sync is not None:
+        local = state.last_sync.astimezone()
+        today = (now or dt.datetime.now(dt.UTC)).astimezone().date() == local.date()
+        when = local.strftime("%H:%M" if today else "%d %b")
+        last = f", last {when}"
+    else:
+        last = ""
+    if state.hub is None:
+        return f"sync: no hub{', ' + waiting if state.pending else ''}"
+    if reachable is False:
+        return f"sync: offline, {waiting}{last}"
+    if state.last_error:
+        return f"sync: failed, {waiting}{last}"
+    return f"sync: {waiting}{last}"
 
 
 class EdgeTutorApp(App[None]):
@@ -62,6 +87,8 @@ class EdgeTutorApp(App[None]):
             self.model_choice = ModelChoice(None, error="authored answers (no model)")
         self.models_ready = threading.Event()
         self.trainee: Trainee | None = None
+        #: the status bar's sync part ("sync: 2 waiting, last 10:42"); empty until first checked
+        self.sync_label = ""
         self._switched = False  # the model was changed in the app (say so once it is loaded)
 
     # -- shared state --------------------------------------------------------------------------
@@ -85,7 +112,53 @@ class EdgeTutorApp(App[None]):
     def refresh_status(self) -> None:
         who = self.trainee.name if self.trainee else "no trainee"
         retrieval = "" if not self.models_ready.is_set() or self.encoder is None else " + embeddings"
-        self.status = f" {who} | {self.model_label()}{retrieval}"
+        sync = f" | {self.sync_label}" if self.sync_label else ""
+        self.status = f" {who} | {self.model_label()}{retrieval}{sync}"
+
+    # -- background sync -------------------------------------------------------------------------
+    def show_sync_state(self) -> None:
+        """The stored sync state at once (one small read), before any probe of the hub."""
+        from ..sync.client import status
+
+        try:
+            self.sync_label = sync_label(status(self.store), None)
+        except EdgeTutorError as err:
+            report(self, err)
+        self.refresh_status()
+
+    def request_sync(self) -> None:
+        """Try to send results now (after an attempt is finished, say); never waits for the hub."""
+        self.sync_in_background()
+
+    @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
+    def sync_in_background(self) -> None:
+        """Send pending results if a hub is set up and answers a cheap probe; pull newer packs.
+
+        Runs in its own thread: a slow or silent hub never delays the trainee. A failure shows in
+        the status bar only (the next attempt comes at the next interval), except packs
+        installed from the hub, which are announced.
+        """
+        from ..sync.client import probe, status, sync
+
+        state = status(self.store)
+        reachable: bool | None = None
+        installed: list[str] = []
+        if state.hub is not None:
+            reachable = probe(state.hub, timeout=SYNC_PROBE_S)
+            if reachable:
+                try:
+                    report = sync(self.store, tries=1)
+                    installed = list(report.packs)
+                except EdgeTutorError:
+                    pass  # recorded as the store's last_error, which the label shows
+                state = status(self.store)
+        self.call_from_thread(self._sync_done, sync_label(state, reachable), installed)
+
+    def _sync_done(self, label: str, installed: list[str]) -> None:
+        self.sync_label = label
+        self.refresh_status()
+        for line in installed:
+            self.notify(f"From the hub: {line}", title="Case packs", timeout=6)
 
     def set_trainee(self, trainee: Trainee) -> None:
         self.trainee = trainee
@@ -95,8 +168,10 @@ class EdgeTutorApp(App[None]):
     def on_mount(self) -> None:
         from .trainee import TraineeScreen
 
-        self.refresh_status()
+        self.show_sync_state()
         self.push_screen(TraineeScreen())
+        self.sync_in_background()
+        self.set_interval(SYNC_EVERY_S, self.sync_in_background)
         if self.model_choice is not None and self.encoder is not None:
             self.models_ready.set()
             self.refresh_status()
@@ -207,6 +282,7 @@ class EdgeTutorApp(App[None]):
         from .debrief import DebriefScreen
 
         self.switch_screen(DebriefScreen(case_title, doc))
+        self.request_sync()  # the attempt's result is now waiting to be sent
 
     def show_progress(self) -> None:
         from .progress import ProgressScreen

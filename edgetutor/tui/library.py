@@ -15,7 +15,7 @@ from .base import EdgeScreen, StatusBar, report
 # (label, key, width): the best score and status come early so that they show at 80 columns;
 # long specialties are cut (the search still sees them whole).
 COLUMNS = (
-    ("Case", "case", 30),
+    ("Case", "case", 34),
     ("Best", "best", 4),
     ("Status", "status", 10),
     ("Level", "level", 12),
