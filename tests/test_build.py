@@ -123,6 +123,18 @@ def test_tarball_holds_everything_as_plain_files_and_its_checksum_matches(built:
     assert not any(".venv" in name or "site-packages" in name for name in members)
 
 
+def test_readme_names_the_cpu_features_llama_cpp_needs(built: dict[str, Any]) -> None:
+    import llama_cpp
+
+    readme = (built["folder"] / "README.txt").read_text(encoding="utf-8")
+    line = next(ln for ln in readme.splitlines() if "compiled for these CPU features:" in ln)
+    listed = line.split(":", 1)[1].strip(" .").split()
+    info = llama_cpp.llama_print_system_info().decode()
+    # Every feature llama.cpp reports as compiled in (value 1) is listed, and nothing else.
+    expected = [p.split("=")[0].split(":")[-1].strip() for p in info.split("|") if p.strip().endswith("= 1")]
+    assert listed == expected and listed
+
+
 def test_built_binary_runs_without_a_virtualenv(built: dict[str, Any], tmp_path: Path) -> None:
     folder: Path = built["folder"]
     assert run(built, tmp_path, "--version").strip() == f"edgetutor, version {__version__}"

@@ -2,8 +2,10 @@
 
 Generating one token reads every weight of the model once, so on a small CPU the speed limit is
 memory bandwidth divided by the model's size: `ceiling_tokens_per_s`. The bandwidth is measured
-with numpy summing a buffer far larger than any CPU cache, which is the same access pattern
-(a sequential read) as a token's pass over the weights.
+with numpy summing a buffer far larger than any CPU cache, split between as many threads as
+llama.cpp gets: the same access pattern (parallel sequential reads) as a token's pass over the
+weights. Other tools may report more (`sysbench memory` counts differently); the ceiling is a
+guide to what a bigger model will do, not a promise.
 """
 
 from __future__ import annotations
@@ -79,6 +81,6 @@ def describe(threads: int, measure_bandwidth: bool = True) -> dict[str, Any]:
         "logical_cpus": os.cpu_count() or 1,
         "threads": threads,
         "memory_total_mb": memory_total_mb(),
-        "memory_read_gbs": read_bandwidth_gbs() if measure_bandwidth else None,
+        "memory_read_gbs": read_bandwidth_gbs(threads) if measure_bandwidth else None,
         "python": platform.python_version(),
     }

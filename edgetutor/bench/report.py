@@ -52,7 +52,7 @@ class Machine(_Strict):
     threads: int = Field(description="threads given to llama.cpp")
     memory_total_mb: float | None
     memory_read_gbs: float | None = Field(
-        description="sequential read bandwidth of main memory (numpy, one thread), GB/s"
+        description="sequential read bandwidth of main memory (numpy, `threads` threads), GB/s"
     )
     python: str
 
