@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Build into a temporary folder (as a release would be built), then unpack the tarball."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Build into a temporary folder (as a release would be built), then unpack the tarball.
+    Everything (about 600 MB) is removed after the module's tests."""
     out = tmp_path_factory.mktemp("build")
     start = time.perf_counter()
     proc = subprocess.run(
@@ -58,13 +60,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         members = {m.name: m for m in tar.getmembers()}
         tar.extractall(unpacked, filter="data")
     shutil.rmtree(out / "dist" / "edgetutor")  # only the unpacked tarball is run
-    return {
+    yield {
         "name": name,
         "tarball": tarball,
         "members": members,
         "folder": unpacked / name,
         "exe": unpacked / name / "edgetutor",
     }
+    shutil.rmtree(out)
 
 
 def frozen_env(tmp_path: Path) -> dict[str, str]:
