@@ -78,6 +78,23 @@ class Backend(Protocol):
 
 
 # -- llama.cpp -----------------------------------------------------------------------------------
+THREADS_ENV = "EDGETUTOR_THREADS"
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp: `EDGETUTOR_THREADS` if set (e.g. 3 on a 4-core Pi, leaving one core
+    to the terminal app), else one per physical core.
+
+    Raises ModelError (one line) if the variable is not a whole number from 1 to 256.
+    """
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return physical_cores()
+    if not raw.isdigit() or not 1 <= int(raw) <= 256:
+        raise ModelError(f"{THREADS_ENV} must be a whole number from 1 to 256 (got {raw!r})")
+    return int(raw)
+
+
 def physical_cores() -> int:
     """Physical CPU cores this process may run on.
 
@@ -201,7 +218,7 @@ class LlamaBackend:
         self.name = self.path.stem
         self.seed = seed
         self.n_ctx = min(n_ctx, self.info.context_length) if self.info.context_length else n_ctx
-        self.n_threads = n_threads or physical_cores()
+        self.n_threads = n_threads or default_threads()
         self.last = TurnStats()
         self.load_s = 0.0
 
