@@ -23,18 +23,10 @@ from typing import Any
 # As `edgetutor` itself does (cli.main): idle OpenBLAS threads spinning after an embedding would
 # otherwise steal the cores llama.cpp is about to use.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from edgetutor.bench.speed import QUESTIONS  # noqa: E402 - the one standard question list
+
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "casepacks" / "demo" / "cases"
-QUESTIONS = [
-    "What brings you here today?",
-    "How long have you had the fever?",
-    "Any fits or jerking?",
-    "Have you taken any medicine for this?",
-    "Do you sleep under a mosquito net?",
-    "Are you able to eat and drink?",
-    "Any problems passing urine?",
-    "Do you drink alcohol or smoke?",
-]
 
 
 def run(model: str | None, case_id: str) -> dict[str, Any]:

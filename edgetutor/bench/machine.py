@@ -10,6 +10,7 @@ guide to what a bigger model will do, not a promise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -22,19 +23,15 @@ BANDWIDTH_REPEATS = 5
 
 def cpu_name() -> str:
     """The CPU's (or board's) marketing name from /proc, else platform.processor(), else '?'."""
-    try:
+    with contextlib.suppress(OSError):  # no device tree: not a board such as the Pi
         model = Path("/proc/device-tree/model").read_bytes().rstrip(b"\0").decode("utf-8", "replace")
         if model:
             return model  # e.g. "Raspberry Pi 5 Model B Rev 1.0": more telling than the core name
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):  # no /proc (not Linux)
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
             key, _, value = line.partition(":")
             if key.strip() in ("model name", "Model", "Processor") and value.strip():
                 return value.strip()
-    except OSError:
-        pass
     return platform.processor() or "?"
 
 

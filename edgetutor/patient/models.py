@@ -76,6 +76,13 @@ class ModelEntry:
         assert self._info is not None
         return self._info
 
+    def size_label(self, missing: str = "-") -> str:
+        """The file's size for people ("98 MB"), or `missing` if it cannot be read. Never raises."""
+        try:
+            return human_size(self.path.stat().st_size)
+        except OSError:
+            return missing
+
     @property
     def info(self) -> GGUFInfo | None:
         """The metadata, or None for a broken file (see `error`). Never raises."""
@@ -307,10 +314,7 @@ def format_models(entries: Sequence[ModelEntry], in_use: ModelEntry | None) -> s
     in_use_key = _same_file_key(in_use.path) if in_use is not None else None
     for i, entry in enumerate(entries):
         mark = "*" if _same_file_key(entry.path) == in_use_key else ""
-        try:
-            size = human_size(entry.path.stat().st_size)
-        except OSError:
-            size = "-"
+        size = entry.size_label()
         info = entry.info
         if info is None:
             rows.append((mark, entry.name, size, "-", "-", "-", "-", entry.origin))

@@ -83,14 +83,11 @@ def model_options() -> list[ModelOption]:
 
     Never raises: a folder that cannot be read simply contributes nothing.
     """
-    from ..patient.models import discover, human_count, human_size
+    from ..patient.models import discover, human_count
 
     out: list[ModelOption] = []
     for entry in discover():
-        try:
-            size = human_size(entry.path.stat().st_size)
-        except OSError:
-            size = "?"
+        size = entry.size_label("?")
         info = entry.info
         if info is None:
             out.append(ModelOption(str(entry.path), f"{entry.name}  ({entry.error})", False))
