@@ -17,6 +17,7 @@ from ..errors import CaseFormatError
 from .loader import Problem, line_of, parse_yaml_rt, to_plain, validation_problems
 from .packmeta import PackMeta
 from .schema import Case
+from .taxonomy import TaxonomyError, covered_topics, taxonomy
 
 CASES_DIR = "cases"
 
@@ -145,6 +146,53 @@ def _case_rules(case: Case, root: Any, filename: str) -> Iterator[Problem]:
             )
     if not any(it.diagnosis for it in case.rubric.items):
         yield problem(("rubric", "items"), "no rubric item scores the diagnosis", "warning")
+    yield from _topic_rules(case, problem)
+
+
+def _topic_rules(case: Case, problem: Any) -> Iterator[Problem]:
+    """Facts and answers tagged with standard history topics (edgetutor/cases/history_topics.yaml)."""
+    try:
+        ids = taxonomy().ids
+    except TaxonomyError as err:
+        yield problem(("facts",), f"cannot check history topics: {err}")
+        return
+    for i, fact in enumerate(case.facts):
+        if not fact.topics:
+            yield problem(
+                ("facts", i, "topics"),
+                f"fact {fact.id!r} has no topics: questions about it are matched only by its own words",
+                "warning",
+            )
+        seen: set[str] = set()
+        for j, topic in enumerate(fact.topics):
+            if topic not in ids:
+                yield problem(("facts", i, "topics", j), f"unknown topic {topic!r} in fact {fact.id!r}")
+            if topic in seen:
+                yield problem(("facts", i, "topics", j), f"duplicate topic {topic!r} in fact {fact.id!r}")
+            seen.add(topic)
+    covered = covered_topics(case)
+    answered: dict[str, int] = {}
+    for i, own in enumerate(case.topic_answers):
+        if own.topic not in ids:
+            yield problem(("topic_answers", i, "topic"), f"unknown topic {own.topic!r}")
+        elif own.topic in answered:
+            yield problem(("topic_answers", i, "topic"), f"duplicate answer for topic {own.topic!r}")
+        elif own.topic in covered:
+            yield problem(
+                ("topic_answers", i, "topic"),
+                f"topic {own.topic!r} is already answered by fact {covered[own.topic][0]!r}",
+            )
+        answered.setdefault(own.topic, i)
+    for i, item in enumerate(case.rubric.items):
+        if item.topic and item.topic not in ids:
+            yield problem(("rubric", "items", i, "topic"), f"unknown topic {item.topic!r}")
+        elif item.topic and item.topic not in covered and item.topic not in answered:
+            yield problem(
+                ("rubric", "items", i, "topic"),
+                f"the checklist asks for topic {item.topic!r}, which no fact answers and topic_answers "
+                "does not override: the patient will give the normal default answer",
+                "warning",
+            )
 
 
 def lint_source(src: Path) -> tuple[list[Case], list[Problem]]:

@@ -25,6 +25,8 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=80)]
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN, max_length=80)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TOPIC_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
+TopicId = Annotated[str, StringConstraints(pattern=TOPIC_PATTERN, max_length=80)]
 
 
 class Strict(BaseModel):
@@ -73,6 +75,22 @@ class Domain(StrEnum):
     investigations = "investigations"
     diagnosis = "diagnosis"
     management = "management"
+    # How the trainee talked with the patient, scored from the dialogue acts of their turns.
+    communication = "communication"
+
+
+class Skill(StrEnum):
+    """Communication skills a rubric item can point at (see edgetutor/scoring/communication.py)."""
+
+    introduction = "introduction"  # introduced self and role
+    identity = "identity"  # confirmed the patient's name or age
+    open_question = "open_question"  # opened with an open question
+    consent = "consent"  # asked permission to ask or examine
+    ice = "ice"  # explored ideas, concerns, expectations
+    empathy = "empathy"  # acknowledged feelings or reassured
+    summary = "summary"  # summarised back
+    understanding = "understanding"  # checked understanding or invited questions
+    plain_plan = "plain_plan"  # explained the plan in plain words
 
 
 class CostTier(StrEnum):
@@ -114,6 +132,8 @@ class Patient(Strict):
     sex: Sex
     occupation: Text
     informant: Informant | None = None
+    # Pregnant now: history topics then answer with their pregnancy variants ("my periods stopped").
+    pregnant: bool = False
     opening_statement: Text
     # What the patient says to a question the case has no fact for. Authored, so the
     # patient can never be pushed into inventing a symptom.
@@ -135,6 +155,17 @@ class Fact(Strict):
     # A pertinent negative ("No, I have not been coughing"). The guard uses this to catch a
     # reply that flips it.
     negative: bool = False
+    # Standard history topics this fact answers (ids from edgetutor/patient/history_topics.yaml).
+    # A question about a topic no fact answers gets the topic's normal default answer.
+    topics: list[TopicId] = Field(default_factory=list)
+
+
+class TopicAnswer(Strict):
+    """A case's own answer to a standard topic that no fact covers: replaces the default
+    ("I don't know", or a different normal answer). A positive finding belongs in a fact."""
+
+    topic: TopicId
+    answer: Text
 
 
 class Vitals(Strict):
@@ -204,6 +235,9 @@ class Action(Strict):
     critical: bool = False
 
 
+TARGET_KINDS = ("fact", "exam", "test", "diagnosis", "management", "topic", "communication")
+
+
 class RubricItem(Strict):
     """One checklist line. Points at exactly one thing the trainee must do."""
 
@@ -217,17 +251,20 @@ class RubricItem(Strict):
     # "primary": the trainee named the diagnosis; "differentials": they named the expected ones.
     diagnosis: Literal["primary", "differentials"] | None = None
     management: Id | None = None
+    # A standard history topic asked (whatever the answer: the case's fact or the default).
+    topic: TopicId | None = None
+    communication: Skill | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> RubricItem:
-        targets = [t for t in (self.fact, self.exam, self.test, self.diagnosis, self.management) if t]
+        targets = [getattr(self, k) for k in TARGET_KINDS if getattr(self, k)]
         if len(targets) != 1:
-            raise ValueError("a rubric item points at exactly one of fact, exam, test, diagnosis, management")
+            raise ValueError(f"a rubric item points at exactly one of {', '.join(TARGET_KINDS)}")
         return self
 
     @property
     def target(self) -> tuple[str, str]:
-        for kind in ("fact", "exam", "test", "diagnosis", "management"):
+        for kind in TARGET_KINDS:
             value = getattr(self, kind)
             if value:
                 return kind, value
@@ -292,6 +329,8 @@ class Case(Strict):
     author: Text
     patient: Patient
     facts: list[Fact] = Field(min_length=1)
+    # Standard history topics this case answers differently from the default, without a fact.
+    topic_answers: list[TopicAnswer] = Field(default_factory=list)
     vitals: Vitals
     examination: list[Finding] = Field(default_factory=list)
     investigations: list[Investigation] = Field(default_factory=list)

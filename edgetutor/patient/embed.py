@@ -497,6 +497,17 @@ class Encoder:
     def dim(self) -> int:
         return self.hidden
 
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the weights (for caches of embeddings): source folder, file size, shape."""
+        size = 0
+        if self.source is not None:
+            try:
+                size = (self.source / "model.safetensors").stat().st_size
+            except OSError:
+                size = 0
+        return f"{self.source}:{size}:{self.hidden}:{len(self.layers)}:{self.max_tokens}"
+
     def token_ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, self.max_tokens)
 

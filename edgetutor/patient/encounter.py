@@ -26,14 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cases.codes import EXAM_CODES, TEST_CODES
-from ..cases.schema import Case, Fact, Finding, Investigation
+from ..cases.schema import Case, Disclosure, Fact, Finding, Investigation
 from ..errors import EdgeTutorError
+from .acts import HISTORY, IDENTITY, classify, expand_texting, reply_for
 from .guard import Guard
+from .history import History
 from .lexicon import edit_distance, normalise
 from .prompt import messages
-from .retrieval import FactIndex
 
 MAX_TOKENS = 64
+# Identity questions answered by a case's fact when it has one on this topic.
+IDENTITY_TOPICS = {"identity_work": "soc.occupation", "identity_home": "soc.home"}
 ACTION_WORDS = {
     "examine": "examine", "exam": "examine", "examination": "examine", "check": "examine",
     "order": "order", "test": "order", "request": "order", "investigate": "order",
@@ -166,7 +169,9 @@ class Encounter:
     def __init__(self, case: Case, backend: Any | None = None, encoder: Any | None = None) -> None:
         self.case = case
         self.backend = backend
-        self.index = FactIndex(case, encoder)
+        self.history = History(case, encoder)
+        self.index = self.history.facts
+        self.told: set[str] = set()  # facts the patient has said (asked or volunteered)
         self.guard = Guard(case)
         self.exams = Lookup(case.examination, EXAM_CODES)
         self.tests = Lookup(case.investigations, TEST_CODES)
@@ -227,6 +232,9 @@ class Encounter:
             self.notes.append(arg)
         elif kind == "end":
             self.ended = True
+        elif kind == "question":
+            self.told.update(record["matched"] or [])
+            self.told.update((record.get("guard") or {}).get("told") or [])
         self.turns.append(
             Reply(
                 kind,
@@ -239,35 +247,98 @@ class Encounter:
         )
 
     # -- questions ------------------------------------------------------------------------
-    def _question(self, question: str, on_token: Callable[[str], None] | None) -> Reply:
+    def _question(self, text: str, on_token: Callable[[str], None] | None) -> Reply:
         t0 = time.perf_counter()
-        found = self.index.search(question)
-        retrieval_ms = round((time.perf_counter() - t0) * 1000, 2)
-        facts = [m.fact for m in found.matches]
-        timings: dict[str, float | int] = {"retrieval_ms": retrieval_ms}
-        withheld = [m.fact.id for m in found.withheld]
-        guard: dict[str, Any]
-        if not facts:
-            guard = {"decision": "none", "reasons": ["no fact answers this"], "withheld": withheld}
+        turn = classify(text)
+        main = turn.main
+        dialogue: dict[str, Any] = {"act": main, "acts": turn.acts, "open": turn.open}
+        if "plan_explanation" in turn.acts:
+            dialogue["plain"] = turn.plain
+        if main in IDENTITY:
+            return self._identity(main, text, dialogue, t0)
+        if main == "open_invitation":
+            return self._invitation(text, dialogue, t0)
+        if main not in (HISTORY, "ice"):
+            return self._social(main, text, dialogue, t0)
+        question = expand_texting(turn.question or text)
+        answer = self.history.answer(question, ice=main == "ice")
+        dialogue |= answer.record()
+        timings: dict[str, float | int] = {"retrieval_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        if answer.off_topic:
+            dialogue["act"] = "off_topic"
+            guard = {"decision": "none", "reasons": ["not a history question"]} | dialogue
             return Reply(
-                "question", question, self.case.patient.unknown_answer, "authored", [], guard, timings
+                "question", text, reply_for("off_topic", self.case, text), "authored", [], guard, timings
             )
-        authored = " ".join(f.answer for f in facts)
+        prefix = reply_for("greeting", self.case, text) + " " if "greeting" in turn.acts else ""
+        facts = answer.facts
+        self.told.update(f.id for f in facts)
         ids = [f.id for f in facts]
-        if self.backend is None:
-            guard = {"decision": "no-model", "reasons": ["authored-answers mode"], "withheld": withheld}
-            return Reply("question", question, authored, "authored", ids, guard, timings)
+        if not facts and not answer.defaults:
+            guard = {"decision": "none", "reasons": ["no fact answers this"]} | dialogue
+            return Reply(
+                "question", text, prefix + self.case.patient.unknown_answer, "authored", [], guard, timings
+            )
+        authored = " ".join([*(f.answer for f in facts), *answer.defaults])
+        if answer.defaults or self.backend is None:
+            # Default answers are authored text for a person without the problem: the model never
+            # speaks them, so it cannot turn a normal answer into a symptom.
+            reason = "default answer" if answer.defaults else "authored-answers mode"
+            guard = {"decision": "no-model", "reasons": [reason]} | dialogue
+            return Reply("question", text, prefix + authored, "authored", ids, guard, timings)
         draft, stats = self._speak(question, facts, on_token)
         error = stats.pop("error", None)
         timings.update(stats)
         if draft is None:
-            guard = {"decision": "reject", "reasons": [str(error or "model error")], "draft": None}
-            return Reply("question", question, authored, "authored", ids, guard, timings)
+            guard = {"decision": "reject", "reasons": [str(error or "model error")], "draft": None} | dialogue
+            return Reply("question", text, prefix + authored, "authored", ids, guard, timings)
         verdict = self.guard.check(draft, facts)
-        record = verdict.as_record() | {"draft": draft, "withheld": withheld}
+        record = verdict.as_record() | {"draft": draft} | dialogue
         if verdict.accepted:
-            return Reply("question", question, draft, "model", ids, record, timings)
-        return Reply("question", question, authored, "authored", ids, record, timings)
+            return Reply("question", text, prefix + draft, "model", ids, record, timings)
+        return Reply("question", text, prefix + authored, "authored", ids, record, timings)
+
+    def _social(self, act: str, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
+        timings: dict[str, float | int] = {"retrieval_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        guard = {"decision": "none", "reasons": [f"dialogue act: {act}"]} | dialogue
+        return Reply("question", text, reply_for(act, self.case, text), "authored", [], guard, timings)
+
+    def _identity(self, act: str, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
+        """Name, age, home, work: the case's fact on that topic if it has one, else its patient data."""
+        topic = IDENTITY_TOPICS.get(act)
+        facts = self.history.facts_for(topic) if topic else []
+        timings: dict[str, float | int] = {"retrieval_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        if facts:
+            self.told.update(f.id for f in facts)
+            dialogue["topics"] = [topic]
+            guard = {"decision": "no-model", "reasons": ["identity from the case's fact"]} | dialogue
+            answer = " ".join(f.answer for f in facts)
+            return Reply("question", text, answer, "authored", [f.id for f in facts], guard, timings)
+        guard = {"decision": "none", "reasons": [f"dialogue act: {act}"]} | dialogue
+        return Reply("question", text, reply_for(act, self.case, text), "authored", [], guard, timings)
+
+    def _invitation(self, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
+        """'Tell me more', 'anything else?': the next volunteered fact not yet told, else 'that's
+        all'. Nothing said here counts as asked: an open invitation earns no history credit."""
+        timings: dict[str, float | int] = {"retrieval_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        nxt = next(
+            (f for f in self.case.facts if f.disclosure == Disclosure.volunteered and f.id not in self.told),
+            None,
+        )
+        if nxt is None:
+            guard = {"decision": "none", "reasons": ["nothing more to volunteer"]} | dialogue
+            return Reply(
+                "question",
+                text,
+                reply_for("open_invitation_done", self.case, text),
+                "authored",
+                [],
+                guard,
+                timings,
+            )
+        self.told.add(nxt.id)
+        guard = {"decision": "none", "reasons": ["volunteered"], "told": [nxt.id]} | dialogue
+        return Reply("question", text, nxt.answer, "authored", [], guard, timings)
 
     def _speak(
         self, question: str, facts: list[Fact], on_token: Callable[[str], None] | None

@@ -59,6 +59,11 @@ SYNONYMS: list[list[str]] = [
         "pyrexia",
         "febrile",
         "warm body",
+        "homa",
+        "bukhar",
+        "bukhaar",
+        "jor",
+        "malungo",
     ],
     ["chills", "chill", "rigors", "rigor", "shivering", "shiver", "shivers", "shaking with cold", "cold"],
     ["sweat", "sweats", "sweating", "sweaty", "night sweats", "diaphoresis", "perspiring"],
@@ -100,6 +105,9 @@ SYNONYMS: list[list[str]] = [
         "being sick",
         "emesis",
         "puking",
+        "ulti",
+        "kutapika",
+        "kusanza",
         "nausea",
         "nauseous",
         "nauseated",
@@ -115,6 +123,9 @@ SYNONYMS: list[list[str]] = [
         "loose motions",
         "runs",
         "the runs",
+        "dast",
+        "kuhara",
+        "kutsegula m'mimba",
     ],
     ["stool", "stools", "poo", "poop", "bowel", "bowels", "motions", "toilet", "faeces", "feces", "defecate"],
     ["constipation", "constipated", "hard stools", "not opening bowels"],
@@ -132,7 +143,7 @@ SYNONYMS: list[list[str]] = [
         "micturition",
         "voiding",
     ],
-    ["cough", "coughing", "coughs", "coughed"],
+    ["cough", "coughing", "coughs", "coughed", "khasi", "khansi", "kikohozi", "chifuwa"],
     ["sputum", "phlegm", "mucus", "spit", "spitting", "expectorate", "catarrh"],
     [
         "breath",
@@ -186,6 +197,9 @@ SYNONYMS: list[list[str]] = [
         "soreness",
         "tender",
         "paining",
+        "dard",
+        "maumivu",
+        "ululu",
     ],
     ["bleed", "bleeding", "bled", "blood", "haemorrhage", "hemorrhage", "bloody"],
     ["rash", "rashes", "spots", "skin lesions", "hives", "itchy skin"],
@@ -377,6 +391,11 @@ def _build() -> tuple[dict[str, str], dict[tuple[str, ...], str], int]:
 
 
 _SINGLE, _PHRASES, _LONGEST = _build()
+
+
+def synonym_words() -> set[str]:
+    """Every single (stemmed) word of the synonym groups: typo correction may land on them."""
+    return set(_SINGLE)
 
 
 def content_terms(text: str) -> list[str]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..cases.schema import Case, Disclosure, Fact
-from .lexicon import STOPWORDS, content_terms, edit_distance, stem, tokens
+from .lexicon import STOPWORDS, content_terms, edit_distance, stem, synonym_words, tokens
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,19 +74,37 @@ class Retrieval:
         return [m.fact.id for m in self.matches]
 
 
-class FactIndex:
-    """The retrieval index of one case. Build once per encounter (a few ms)."""
+def _deletions(word: str, depth: int) -> set[str]:
+    """The word and every form of it with up to `depth` letters deleted."""
+    out = {word}
+    frontier = {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        out |= frontier
+    return out
 
-    def __init__(self, case: Case, encoder: Encoder | None = None) -> None:
-        self.case = case
-        self.encoder = encoder
+
+@dataclass(frozen=True)
+class Doc:
+    """One retrievable thing (a case fact, a standard history topic) as three weighted fields."""
+
+    answer: tuple[str, ...]  # what it says (weight ANSWER)
+    questions: tuple[str, ...]  # whole questions that ask for it (weight QUESTION)
+    keywords: tuple[str, ...]  # words and short phrases that name it (weight KEYWORD)
+
+
+class LexicalIndex:
+    """Weighted term matching over docs: stems, synonym concepts, idf, typo correction."""
+
+    def __init__(self, docs: list[Doc]) -> None:
         self.weights: list[dict[str, float]] = []
         self.keyword_terms: list[set[str]] = []
-        for fact in case.facts:
+        for doc in docs:
             w: dict[str, float] = {}
             kw_terms: set[str] = set()
-            fields = ((fact.answer,), fact.questions, fact.keywords)
-            for weight, texts in zip((ANSWER, QUESTION, KEYWORD), fields, strict=True):
+            for weight, texts in zip(
+                (ANSWER, QUESTION, KEYWORD), (doc.answer, doc.questions, doc.keywords), strict=True
+            ):
                 for text in texts:
                     for term in content_terms(text):
                         w[term] = max(w.get(term, 0.0), weight)
@@ -98,29 +116,48 @@ class FactIndex:
         for w in self.weights:
             for term in w:
                 df[term] += 1
-        n = len(self.weights)
+        n = max(1, len(self.weights))
         self.idf = {term: math.log(1 + n / count) for term, count in df.items()}
         self.vocab = sorted(t for t in df if not t.startswith("~"))
-        from .lexicon import _SINGLE
+        self._correctable = sorted(set(self.vocab) | synonym_words())
+        self._correctable_set = frozenset(self._correctable)
+        self._deletes: dict[str, list[str]] | None = None
+        self._fixes: dict[str, str | None] = {}
 
-        self._correctable = sorted(set(self.vocab) | set(_SINGLE))
-        self._texts: np.ndarray | None = None
-        if encoder is not None:
-            import numpy as np
+    def _deletes_index(self) -> dict[str, list[str]]:
+        """Every indexed word's variants with up to two letters deleted -> the words (SymSpell):
+        a misspelt word's own deletions find its candidates without comparing the whole vocabulary."""
+        if self._deletes is None:
+            index: dict[str, list[str]] = defaultdict(list)
+            for cand in self._correctable:
+                if cand in STOPWORDS:
+                    continue
+                for variant in _deletions(cand, 2 if len(cand) >= 6 else 1):
+                    index[variant].append(cand)
+            self._deletes = index
+        return self._deletes
 
-            texts, owner, asks = [], [], []
-            for i, fact in enumerate(case.facts):
-                items = [(fact.answer, False), *((q, True) for q in fact.questions)]
-                items += [(k, True) for k in fact.keywords] + [(", ".join(fact.keywords), True)]
-                for text, is_ask in items:
-                    texts.append(text)
-                    owner.append(i)
-                    asks.append(is_ask)
-            self._texts = encoder.encode(texts)
-            self._owner = np.array(owner)
-            self._asks = np.array(asks)
+    def _closest(self, word: str, stemmed: str) -> str | None:
+        if word in self._fixes:
+            return self._fixes[word]
+        limit = 2 if len(word) >= 7 else 1
+        index = self._deletes_index()
+        cands: set[str] = set()
+        for form in {word, stemmed}:
+            for variant in _deletions(form, limit):
+                cands.update(index.get(variant, ()))
+        best, best_d = None, limit + 1
+        for cand in sorted(cands):
+            if abs(len(cand) - len(stemmed)) > limit:
+                continue
+            d = min(edit_distance(stemmed, cand, limit), edit_distance(word, cand, limit))
+            if d < best_d:
+                best, best_d = cand, d
+        self._fixes[word] = best
+        return best
 
-    def _correct(self, question: str) -> tuple[str, dict[str, str]]:
+    def correct(self, question: str) -> tuple[str, dict[str, str]]:
+        """The question with misspelt words replaced by the closest indexed word."""
         fixed: dict[str, str] = {}
         words = []
         for word in tokens(question):
@@ -130,16 +167,9 @@ class FactIndex:
                 and not word.isdigit()
                 and word not in STOPWORDS
                 and stemmed not in self.idf
-                and stemmed not in self._correctable
+                and stemmed not in self._correctable_set
             ):
-                limit = 2 if len(word) >= 7 else 1
-                best, best_d = None, limit + 1
-                for cand in self._correctable:
-                    if abs(len(cand) - len(stemmed)) > limit or cand in STOPWORDS:
-                        continue
-                    d = min(edit_distance(stemmed, cand, limit), edit_distance(word, cand, limit))
-                    if d < best_d:
-                        best, best_d = cand, d
+                best = self._closest(word, stemmed)
                 if best is not None:
                     fixed[word] = best
                     words.append(best)
@@ -152,19 +182,18 @@ class FactIndex:
         """A word counts as matched when its synonym concept matched."""
         return any(c in hit for c in content_terms(word) if c.startswith("~"))
 
-    def lexical(self, question: str) -> tuple[dict[str, str], list[tuple[float, bool]]]:
-        """Per fact (in case order): the lexical score and whether the question names the fact."""
-        text, fixed = self._correct(question)
+    def scores(self, question: str) -> tuple[dict[str, str], list[tuple[float, bool]]]:
+        """Per doc (in order): the lexical score and whether the question names the doc."""
+        text, fixed = self.correct(question)
         terms = set(content_terms(text))
         words = {t for t in terms if not t.startswith("~")}
         unknown_idf = math.log(1 + len(self.weights))
         out = []
-        for i in range(len(self.case.facts)):
-            w = self.weights[i]
+        for i, w in enumerate(self.weights):
             hit = {t for t in terms if t in w}
             score = sum(w[t] * self.idf[t] for t in hit)
-            # A question about something this fact does not mention ("pain in your EARS" against
-            # a headache fact) is discounted by the share of its words the fact leaves unmatched.
+            # A question about something this doc does not mention ("pain in your EARS" against
+            # a headache fact) is discounted by the share of its words the doc leaves unmatched.
             missed = [t for t in words - hit if not self._covered(t, hit)]
             matched_mass = sum(self.idf[t] for t in hit)
             missed_mass = sum(self.idf.get(t, unknown_idf) for t in missed)
@@ -177,24 +206,96 @@ class FactIndex:
             out.append((score, direct))
         return fixed, out
 
-    def semantic(self, question: str) -> tuple[list[float], list[float]]:
-        """Per fact: the best cosine to any of its texts, and to its questions/keywords only."""
+
+class SemanticIndex:
+    """Sentence embeddings of every doc's texts; a question's best cosine per doc."""
+
+    def __init__(self, docs: list[Doc], encoder: Encoder, vectors: np.ndarray | None = None) -> None:
         import numpy as np
 
-        assert self.encoder is not None and self._texts is not None
-        sims = self._texts @ self.encoder.encode([question])[0]
-        n = len(self.case.facts)
-        best = np.full(n, -1.0)
-        asked = np.full(n, -1.0)
-        np.maximum.at(best, self._owner, sims)
-        np.maximum.at(asked, self._owner[self._asks], sims[self._asks])
+        texts, owner, asks = semantic_texts(docs)
+        self.encoder = encoder
+        self.texts = vectors if vectors is not None else encoder.encode(texts)
+        self.owner = np.array(owner)
+        self.asks = np.array(asks)
+        self.n = len(docs)
+
+    def scores(self, qvec: np.ndarray) -> tuple[list[float], list[float]]:
+        """Per doc: the best cosine to any of its texts, and to its questions/keywords only."""
+        import numpy as np
+
+        sims = self.texts @ qvec
+        best = np.full(self.n, -1.0)
+        asked = np.full(self.n, -1.0)
+        np.maximum.at(best, self.owner, sims)
+        np.maximum.at(asked, self.owner[self.asks], sims[self.asks])
         return best.tolist(), asked.tolist()
 
-    def search(self, question: str) -> Retrieval:
+
+def semantic_texts(docs: list[Doc]) -> tuple[list[str], list[int], list[bool]]:
+    """The texts embedded for docs, with the doc each belongs to and whether it asks for it."""
+    texts, owner, asks = [], [], []
+    for i, doc in enumerate(docs):
+        items = [(a, False) for a in doc.answer] + [(q, True) for q in doc.questions]
+        items += [(k, True) for k in doc.keywords]
+        if doc.keywords:
+            items.append((", ".join(doc.keywords), True))
+        for text, is_ask in items:
+            texts.append(text)
+            owner.append(i)
+            asks.append(is_ask)
+    return texts, owner, asks
+
+
+def fact_doc(fact: Fact) -> Doc:
+    return Doc((fact.answer,), tuple(fact.questions), tuple(fact.keywords))
+
+
+class FactIndex:
+    """The retrieval index of one case. Build once per encounter (a few ms)."""
+
+    def __init__(self, case: Case, encoder: Encoder | None = None) -> None:
+        self.case = case
+        self.encoder = encoder
+        docs = [fact_doc(f) for f in case.facts]
+        self.lex = LexicalIndex(docs)
+        self.sem = SemanticIndex(docs, encoder) if encoder is not None else None
+
+    def lexical(self, question: str) -> tuple[dict[str, str], list[tuple[float, bool]]]:
+        """Per fact (in case order): the lexical score and whether the question names the fact."""
+        return self.lex.scores(question)
+
+    def semantic(self, question: str, qvec: np.ndarray | None = None) -> tuple[list[float], list[float]]:
+        """Per fact: the best cosine to any of its texts, and to its questions/keywords only."""
+        assert self.encoder is not None and self.sem is not None
+        if qvec is None:
+            qvec = self.encoder.encode([question])[0]
+        return self.sem.scores(qvec)
+
+    def scored(self, question: str, qvec: np.ndarray | None = None) -> tuple[dict[str, str], list[Match]]:
+        """Every fact with its score (hybrid with an encoder, else lexical), best first."""
+        fixed, lexical = self.lexical(question)
+        if self.encoder is None:
+            out = [Match(f, s, d) for f, (s, d) in zip(self.case.facts, lexical, strict=True)]
+        else:
+            best, asked = self.semantic(question, qvec)
+            out = []
+            for i, fact in enumerate(self.case.facts):
+                lex, direct = lexical[i]
+                score = best[i] + LEXICAL_WEIGHT * lex / (lex + LEXICAL_HALF)
+                out.append(Match(fact, score, direct or asked[i] >= DIRECT_SIMILARITY))
+        out.sort(key=lambda m: (-m.score, m.fact.id))
+        return fixed, out
+
+    @property
+    def none_threshold(self) -> float:
+        return HYBRID_NONE if self.encoder is not None else NONE_THRESHOLD
+
+    def search(self, question: str, qvec: np.ndarray | None = None) -> Retrieval:
         fixed, lexical = self.lexical(question)
         if self.encoder is None:
             return self._lexical_search(question, fixed, lexical)
-        best, asked = self.semantic(question)
+        best, asked = self.semantic(question, qvec)
         scored = []
         for i, fact in enumerate(self.case.facts):
             lex, direct = lexical[i]

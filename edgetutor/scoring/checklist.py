@@ -24,6 +24,7 @@ from typing import Any
 
 from ..cases.schema import Case, Domain
 from ..patient.lexicon import edit_distance, normalise
+from .communication import skills_shown
 
 SCORER_VERSION = "1.0"
 NEGATION_WINDOW = 4  # words before a drug name that can negate it ("do not give any")
@@ -53,6 +54,10 @@ class Transcript:
     plan: str | None
     turns: int = 0
     seconds: float = 0.0
+    # Standard history topics the trainee asked about, and each question turn's dialogue acts
+    # ({utterance, acts, open, plain}) for the communication domain.
+    asked_topics: list[str] = field(default_factory=list)
+    dialogue: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class ItemResult:
     weight: float
     done: bool
     target: str
+    evidence: str = ""  # the trainee's own words that earned it, where one turn did
 
 
 @dataclass
@@ -168,10 +174,17 @@ def score(case: Case, t: Transcript, pack: dict[str, Any] | None = None) -> Scor
     primary, differentials = split_diagnosis(t.diagnosis)
     primary_names = [case.diagnosis.primary.name, *case.diagnosis.primary.synonyms]
     actions = {a.id: a for a in case.management}
+    shown = skills_shown(t.dialogue)
     items: list[ItemResult] = []
     for item in case.rubric.items:
         kind, ref = item.target
-        if kind == "fact":
+        evidence = ""
+        if kind == "topic":
+            done = ref in t.asked_topics
+        elif kind == "communication":
+            done = ref in shown
+            evidence = shown.get(ref, "")
+        elif kind == "fact":
             done = ref in t.asked_facts
         elif kind == "exam":
             done = ref in t.examined
@@ -186,7 +199,9 @@ def score(case: Case, t: Transcript, pack: dict[str, Any] | None = None) -> Scor
         else:
             done = mentions(t.plan, actions[ref].phrasings, allow_negated=False) is not None
         items.append(
-            ItemResult(item.id, item.description, item.domain.value, item.weight, done, f"{kind}:{ref}")
+            ItemResult(
+                item.id, item.description, item.domain.value, item.weight, done, f"{kind}:{ref}", evidence
+            )
         )
 
     total_weight = sum(i.weight for i in items)

@@ -8,6 +8,19 @@ from typing import Any
 from ..cases.schema import Case
 from .checklist import Score, Transcript
 
+# What a trainee could have said, for a communication skill they did not show.
+SKILL_HINTS = {
+    "introduction": "Hello, I am <your name>, the clinical officer. I will be seeing you today.",
+    "identity": "Can you tell me your name and your age?",
+    "open_question": "What brings you here today?",
+    "consent": "Is it all right if I ask you some questions and then examine you?",
+    "ice": "What do you think is causing this? What worries you most?",
+    "empathy": "I am sorry you have been feeling so unwell.",
+    "summary": "So you have had ... for ... days; have I got that right?",
+    "understanding": "Do you have any questions for me?",
+    "plain_plan": "I will give you medicine to take twice a day for three days (plain words, no abbreviations).",
+}
+
 
 def transcript_from_turns(turns: Iterable[Mapping[str, Any]], seconds: float = 0.0) -> Transcript:
     """Build the scoring input from recorded turns (dicts with kind, utterance, matched)."""
@@ -16,12 +29,26 @@ def transcript_from_turns(turns: Iterable[Mapping[str, Any]], seconds: float = 0
     ordered: list[str] = []
     diagnosis: str | None = None
     plans: list[str] = []
+    topics: list[str] = []
+    dialogue: list[dict[str, Any]] = []
     n = 0
     for turn in turns:
         kind, matched = turn["kind"], list(turn.get("matched") or [])
         if kind == "opening":
             continue
         n += 1
+        record = turn.get("guard") or {}
+        if kind == "question" and isinstance(record, Mapping):
+            topics += [t for t in record.get("topics") or [] if t not in topics]
+            if record.get("acts"):
+                dialogue.append(
+                    {
+                        "utterance": turn["utterance"],
+                        "acts": list(record["acts"]),
+                        "open": bool(record.get("open")),
+                        "plain": bool(record.get("plain", True)),
+                    }
+                )
         target = {"question": asked, "examine": examined, "order": ordered}.get(kind)
         if target is not None:
             target += [m for m in matched if m not in target]
@@ -29,7 +56,9 @@ def transcript_from_turns(turns: Iterable[Mapping[str, Any]], seconds: float = 0
             diagnosis = turn["utterance"]
         elif kind == "plan":
             plans.append(turn["utterance"])
-    return Transcript(asked, examined, ordered, diagnosis, "; ".join(plans) or None, n, seconds)
+    return Transcript(
+        asked, examined, ordered, diagnosis, "; ".join(plans) or None, n, seconds, topics, dialogue
+    )
 
 
 def debrief(case: Case, result: Score) -> dict[str, Any]:
@@ -41,6 +70,10 @@ def debrief(case: Case, result: Score) -> dict[str, Any]:
             "item": item.description, "domain": item.domain, "weight": item.weight, "done": item.done
         }  # fmt: skip
         kind, ref = item.target.split(":", 1)
+        if item.evidence:
+            entry["evidence"] = item.evidence
+        if not item.done and kind == "communication":
+            entry["ask"] = SKILL_HINTS.get(ref, "")
         if not item.done and kind == "fact" and ref in facts:
             fact = facts[ref]
             entry["ask"] = (
@@ -76,7 +109,9 @@ def format_debrief(doc: Mapping[str, Any]) -> str:
     ]
     for entry in doc["checklist"]:
         mark = "x" if entry["done"] else " "
-        ask = f'  (try: "{entry["ask"]}")' if "ask" in entry else ""
+        ask = f'  (try: "{entry["ask"]}")' if entry.get("ask") else ""
+        if entry.get("evidence"):
+            ask = f'  (you said: "{entry["evidence"]}")'
         lines.append(f"  [{mark}] {entry['item']}{ask}")
     for c in doc["critical_errors"]:
         lines.append(f"CRITICAL: {c['error']} ({c['evidence']}; score capped at {c['cap']:.0%})")

@@ -1,0 +1,153 @@
+"""Whole-consultation quality on the conversation sets (evals/conversation*/*.yaml).
+
+Each utterance is labelled with its dialogue act and, for a history question, the case facts that
+answer it (`facts:`) or `default:` (no fact does: a normal default answer is right). Every
+utterance is played as its own turn of a fresh encounter with no model (authored answers), and
+judged APPROPRIATE when:
+- a social act: the reply is that act's (identity questions: the reply contains `contains:`);
+  a history reply, or another social act's, is not appropriate;
+- a history question with `facts:`: at least one expected fact is said, and no default answer
+  that contradicts the case is added;
+- a history question with `default:`: no fact is said, and a default answer is given;
+- filler (backchannel, open invitations) and social acts: never any history credit.
+Printed per act kind, with the failures, and the time to decide act and topic per turn.
+
+Usage: python benchmarks/bench_conversation.py [--set conversation|conversation-heldout] [--json] [--failures]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+EVALS = ROOT / "evals"
+CASES = ROOT / "casepacks" / "demo" / "cases"
+# Acts the set may label more loosely than the player: a consent to examine is still consent.
+SAME_ACT = {
+    "identity_name": "identity", "identity_age": "identity", "identity_home": "identity",
+    "identity_work": "identity", "identity_relation": "identity", "consent_exam": "consent",
+    "consent_generic": "consent",
+}  # fmt: skip
+FILLER = ("backchannel", "open_invitation")
+
+
+def judge(utt: dict[str, Any], reply: Any) -> tuple[bool, str]:
+    """(appropriate, why not) for one labelled utterance and the encounter's reply."""
+    guard = reply.guard or {}
+    act = SAME_ACT.get(guard.get("act", ""), guard.get("act", ""))
+    expected = utt["act"]
+    if expected == "history" or (expected == "ice" and utt.get("facts")):
+        if "facts" in utt:
+            if not set(reply.matched) & set(utt["facts"]):
+                return False, f"said {reply.matched or 'no fact'} ({act}), expected {utt['facts']}"
+            return True, ""
+        if "default" in utt:
+            if reply.matched:
+                return False, f"said fact {reply.matched} where the case has none (expected a default)"
+            if not guard.get("defaults"):
+                return (
+                    False,
+                    f"gave {act or 'no'} answer {reply.text!r}, expected a default ({utt['default']})",
+                )
+            return True, ""
+    if reply.matched and expected != "identity":
+        return False, f"{expected} turn earned history credit {reply.matched}"
+    if expected == "ice" and act in ("ice", "history") and guard.get("topics"):
+        return True, ""
+    if act != expected:
+        return False, f"act {act or '?'} (reply {reply.text!r}), expected {expected}"
+    if utt.get("contains") and str(utt["contains"]).lower() not in reply.text.lower():
+        return False, f"reply {reply.text!r} lacks {utt['contains']!r}"
+    return True, ""
+
+
+def evaluate(which: str = "conversation", encoder: Any = "auto") -> dict[str, Any]:
+    from edgetutor.cases import load_case
+    from edgetutor.patient.encounter import Encounter
+    from edgetutor.patient.session import load_encoder
+
+    if encoder == "auto":
+        encoder = load_encoder()
+    kinds: dict[str, list[int]] = {}
+    failures: list[dict[str, Any]] = []
+    filler_credit = 0
+    times: list[float] = []
+    per_case: dict[str, float] = {}
+    for path in sorted((EVALS / which).glob("*.yaml")):
+        spec = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        case = load_case(CASES / f"{spec['case']}.yaml")
+        encounter = Encounter(case, None, encoder)
+        good = 0
+        for utt in spec["utterances"]:
+            encounter.told.clear()
+            start = time.perf_counter()
+            reply = encounter.act(str(utt["say"]))
+            times.append((time.perf_counter() - start) * 1000)
+            ok, why = judge(utt, reply)
+            kind = (
+                utt["act"]
+                if utt["act"] != "history"
+                else ("history-fact" if "facts" in utt else "history-default")
+            )
+            kinds.setdefault(kind, [0, 0])
+            kinds[kind][1] += 1
+            if ok:
+                kinds[kind][0] += 1
+                good += 1
+            else:
+                failures.append({"case": case.id, "say": utt["say"], "expected": kind, "why": why})
+            if utt["act"] in FILLER and reply.matched:
+                filler_credit += 1
+        per_case[case.id] = round(good / max(1, len(spec["utterances"])), 3)
+    total = sum(n for _, n in kinds.values())
+    right = sum(k for k, _ in kinds.values())
+    return {
+        "set": which,
+        "encoder": encoder is not None,
+        "utterances": total,
+        "appropriate": right,
+        "accuracy": round(right / max(1, total), 4),
+        "filler_history_credit": filler_credit,
+        "per_kind": {
+            k: {"right": v[0], "of": v[1], "accuracy": round(v[0] / v[1], 3)}
+            for k, v in sorted(kinds.items())
+        },
+        "per_case": per_case,
+        "turn_ms_median": round(statistics.median(times), 2) if times else 0.0,
+        "turn_ms_p95": round(sorted(times)[int(0.95 * (len(times) - 1))], 2) if times else 0.0,
+        "failures": failures,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", default="conversation")
+    ap.add_argument("--lexical", action="store_true", help="no sentence encoder")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--failures", action="store_true")
+    args = ap.parse_args(argv)
+    result = evaluate(args.set, None if args.lexical else "auto")
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if args.failures or k != "failures"}, indent=2))
+        return result
+    print(f"{result['set']}: {result['appropriate']}/{result['utterances']} appropriate ({result['accuracy']:.1%}); "
+          f"history credit from filler: {result['filler_history_credit']}; "
+          f"turn (act + topic + retrieval, no model): median {result['turn_ms_median']} ms, p95 {result['turn_ms_p95']} ms")  # fmt: skip
+    for kind, v in result["per_kind"].items():
+        print(f"  {kind:<20} {v['right']:>4}/{v['of']:<4} {v['accuracy']:.0%}")
+    if args.failures:
+        for f in result["failures"]:
+            print(f"  FAIL {f['case']}: {f['say']!r} [{f['expected']}] {f['why']}")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,188 @@
+"""Answering a history question: the case's facts first, the standard taxonomy's defaults for the rest.
+
+A question is matched both to the case's facts (`retrieval.FactIndex`) and to the standard history
+topics (`taxonomy.TopicIndex`), on the same hybrid scale. Then:
+- the best topic is one the case's facts answer (a fact is tagged with it): those facts;
+- a fact matches better than any topic, or agrees with the best topics: that fact (the old path,
+  with its disclosure rules);
+- the best topics are ones the case does not cover: their default answers, in the case's voice
+  ("No, my eyes are a normal colour"), never another fact's answer;
+- nothing matches: the case's "don't know" answer, or polite confusion when the words are not
+  about health at all.
+Facts given here count as asked for the checklist; so do the topics asked (whatever the answer).
+The model never speaks a default answer: it is authored text for a person without the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..cases.schema import Case, Disclosure, Fact
+from ..cases.taxonomy import covered_topics, default_answer
+from .lexicon import content_terms
+from .retrieval import FactIndex
+from .topics import topic_index
+
+if TYPE_CHECKING:
+    from .embed import Encoder
+
+# Hybrid scores (cosine + lexical share), calibrated on evals/conversation (bench_conversation.py).
+TOPIC_MIN = 0.62  # below it, no topic was asked
+TOPIC_SECOND = 0.03  # other topics answered with the best one when this close to it
+TOPIC_DIRECT = 0.72  # a topic asked this squarely reveals its direct_question facts
+FACT_MARGIN = 0.04  # a fact beats the best topic by this much: the fact was asked
+MAX_TOPICS = 3
+TOPIC_NEAR = 0.25  # topics this close to the best one count as what the question is about
+FACT_SLACK = 0.15  # a fact about one of those topics wins when this close to the best topic
+# The same decisions on lexical scores, when no sentence encoder is installed.
+LEX_TOPIC_MIN = 6.0
+LEX_TOPIC_SECOND = 0.15  # as a share of the best score
+LEX_FACT_MARGIN = 1.0
+
+
+@dataclass
+class HistoryAnswer:
+    question: str
+    facts: list[Fact] = field(default_factory=list)  # what the patient says (counted as asked)
+    defaults: list[str] = field(default_factory=list)  # default answers, in order
+    topics: list[str] = field(default_factory=list)  # standard topics asked
+    default_topics: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)  # facts kept back by disclosure rules
+    corrected: dict[str, str] = field(default_factory=dict)
+    route: str = "none"  # fact, topic or none
+    off_topic: bool = False
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"route": self.route, "topics": self.topics, "withheld": self.withheld}
+        if self.default_topics:
+            out["defaults"] = self.default_topics
+        if self.corrected:
+            out["corrected"] = self.corrected
+        return out
+
+
+class History:
+    """The history-taking index of one case: its facts and the shared topic index."""
+
+    def __init__(self, case: Case, encoder: Encoder | None = None) -> None:
+        self.case = case
+        self.encoder = encoder
+        self.facts = FactIndex(case, encoder)
+        self.topics = topic_index(encoder)
+        self.covered = covered_topics(case)
+
+    def facts_for(self, topic: str | None) -> list[Fact]:
+        ids = self.covered.get(topic or "", [])
+        return [f for f in self.case.facts if f.id in ids]
+
+    def answer(self, question: str, ice: bool = False) -> HistoryAnswer:
+        """What the patient says to a history question. With `ice`, the question asks for the
+        patient's ideas, concerns or expectations: only those topics and facts can answer it."""
+        qvec = self.encoder.encode([question])[0] if self.encoder is not None else None
+        fixed, fscored = self.facts.scored(question, qvec)
+        tscored = self.topics.match(question, qvec)
+        if ice:
+            return self._ice(question, fixed, fscored, tscored)
+        out = HistoryAnswer(question, corrected=fixed)
+        hybrid = self.encoder is not None
+        t_min = TOPIC_MIN if hybrid else LEX_TOPIC_MIN
+        best_t = tscored[0]
+        second = TOPIC_SECOND if hybrid else LEX_TOPIC_SECOND * best_t.score
+        cands = [m for m in tscored[:MAX_TOPICS] if m.score >= t_min and m.score >= best_t.score - second]
+        cand_ids = [m.topic.id for m in cands]
+        best_f = fscored[0] if fscored else None
+        fact_ok = best_f is not None and best_f.score >= self.facts.none_threshold
+        margin = FACT_MARGIN if hybrid else LEX_FACT_MARGIN
+        # The fact's own topics among the best few: the question is about what the fact says.
+        near = {
+            m.topic.id
+            for m in tscored[:8]
+            if m.score >= best_t.score - (TOPIC_NEAR if hybrid else 0.5 * best_t.score)
+        }
+        slack = FACT_SLACK if hybrid else 0.25 * best_t.score
+        if (
+            best_f is not None
+            and fact_ok
+            and (
+                not cands
+                or best_f.score >= best_t.score + margin
+                or set(best_f.fact.topics) & set(cand_ids)
+                or (set(best_f.fact.topics) & near and best_f.score >= best_t.score - slack)
+            )
+        ):
+            found = self.facts.search(question, qvec)
+            out.route = "fact"
+            out.facts = [m.fact for m in found.matches]
+            out.withheld = [m.fact.id for m in found.withheld]
+            given = {t for f in out.facts for t in f.topics}
+            out.topics = [t for t in cand_ids if t in given] + sorted(given - set(cand_ids))
+            return out
+        if cands:
+            out.route = "topic"
+            for m in cands:
+                tid = m.topic.id
+                out.topics.append(tid)
+                if tid in self.covered:
+                    direct = m.score >= (TOPIC_DIRECT if hybrid else t_min)
+                    for fact in self.facts_for(tid):
+                        if fact in out.facts:
+                            continue
+                        if fact.disclosure == Disclosure.direct_question and not direct:
+                            out.withheld.append(fact.id)
+                        else:
+                            out.facts.append(fact)
+                elif not tid.startswith("hpc.") or not out.facts:
+                    text = default_answer(self.case, m.topic)
+                    if text not in out.defaults:
+                        out.defaults.append(text)
+                        out.default_topics.append(tid)
+            if out.facts and out.defaults:
+                # A descriptor default ("I can't say exactly") next to a fact would contradict it.
+                keep = [
+                    (t, d)
+                    for t, d in zip(out.default_topics, out.defaults, strict=True)
+                    if not t.startswith("hpc.")
+                ]
+                out.default_topics = [t for t, _ in keep]
+                out.defaults = [d for _, d in keep]
+            return out
+        if fact_ok:
+            found = self.facts.search(question, qvec)
+            out.route = "fact"
+            out.facts = [m.fact for m in found.matches]
+            out.withheld = [m.fact.id for m in found.withheld]
+            out.topics = sorted({t for f in out.facts for t in f.topics})
+            return out
+        out.off_topic = (
+            not any(t.startswith("~") for t in content_terms(question)) and best_t.score < t_min * 0.75
+        )
+        return out
+
+    def _ice(
+        self, question: str, fixed: dict[str, str], fscored: list[Any], tscored: list[Any]
+    ) -> HistoryAnswer:
+        """Ideas, concerns, expectations: the case's own ICE facts, else the best ICE topic's answer."""
+        out = HistoryAnswer(question, corrected=fixed, route="topic")
+        topics = [m for m in tscored if m.topic.section == "ice"]
+        best = topics[0] if topics else None
+        ice_facts = [
+            m.fact
+            for m in fscored
+            if m.fact.category.value == "ice" or any(t.startswith("ice.") for t in m.fact.topics)
+        ]
+        if best is not None:
+            out.topics = [best.topic.id]
+            covered = self.facts_for(best.topic.id)
+            if covered:
+                out.facts = covered
+                return out
+        if ice_facts:
+            out.route = "fact"
+            out.facts = ice_facts[:1]
+            out.topics += [t for t in ice_facts[0].topics if t not in out.topics]
+            return out
+        if best is not None:
+            out.defaults = [default_answer(self.case, best.topic)]
+            out.default_topics = [best.topic.id]
+        return out

@@ -1,0 +1,110 @@
+"""Matching a trainee's question to the standard history topics (edgetutor/cases/taxonomy.py).
+
+Lexical always, hybrid with the sentence encoder. The topics' sentence embeddings are computed
+once per taxonomy version and encoder and cached on disk (`topic_vectors`), not at every start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..cases.taxonomy import Taxonomy, Topic, taxonomy
+from .retrieval import LEXICAL_HALF, LEXICAL_WEIGHT, Doc, LexicalIndex, SemanticIndex, semantic_texts
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .embed import Encoder
+
+
+def topic_docs(tax: Taxonomy) -> list[Doc]:
+    """The topics as retrieval docs: the label as what it says, questions, short asks."""
+    return [Doc((t.label,), tuple(t.questions), tuple(t.asks)) for t in tax.topics]
+
+
+# -- matching a question to topics -------------------------------------------------------------
+
+
+def _cache_dir() -> Path:
+    from ..paths import home
+
+    return home() / "cache"
+
+
+def topic_vectors(tax: Taxonomy, encoder: Encoder) -> np.ndarray:
+    """The embeddings of every topic text, computed once per taxonomy and encoder, then read
+    from a cache file (float16, a few MB). A missing or damaged cache file is rebuilt."""
+    import numpy as np
+
+    texts, _, _ = semantic_texts(topic_docs(tax))
+    key = hashlib.sha256(f"{tax.digest}:{encoder.fingerprint}:{len(texts)}".encode()).hexdigest()[:20]
+    path = _cache_dir() / f"topics-{key}.npy"
+    try:
+        vecs = np.load(path, allow_pickle=False)
+        if vecs.shape == (len(texts), encoder.dim):
+            return vecs.astype(np.float32)
+    except (OSError, ValueError):
+        pass
+    vecs = encoder.encode(texts)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vecs.astype(np.float16), allow_pickle=False)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only or full disk only costs the next start the same encoding time
+    return vecs
+
+
+@dataclass(frozen=True)
+class TopicMatch:
+    topic: Topic
+    score: float
+    lexical: float
+    semantic: float
+
+
+class TopicIndex:
+    """Matches a question to standard topics: lexical always, hybrid with an encoder.
+
+    Built once per process for each encoder (`topic_index()`); a question is scored in about a
+    millisecond (one matrix-vector product and the term lookups).
+    """
+
+    def __init__(self, tax: Taxonomy, encoder: Encoder | None = None) -> None:
+        self.tax = tax
+        self.encoder = encoder
+        docs = topic_docs(tax)
+        self.lex = LexicalIndex(docs)
+        self.sem = SemanticIndex(docs, encoder, topic_vectors(tax, encoder)) if encoder else None
+
+    def match(self, question: str, qvec: np.ndarray | None = None) -> list[TopicMatch]:
+        """Every topic with its score, best first (hybrid scale as in retrieval)."""
+        _, lexical = self.lex.scores(question)
+        if self.sem is not None and self.encoder is not None:
+            if qvec is None:
+                qvec = self.encoder.encode([question])[0]
+            best, _ = self.sem.scores(qvec)
+        else:
+            best = [0.0] * len(lexical)
+        out = []
+        for topic, (lex, _direct), sem in zip(self.tax.topics, lexical, best, strict=True):
+            squash = lex / (lex + LEXICAL_HALF)
+            score = sem + LEXICAL_WEIGHT * squash if self.sem is not None else lex
+            out.append(TopicMatch(topic, score, lex, sem))
+        out.sort(key=lambda m: (-m.score, m.topic.id))
+        return out
+
+
+_INDEXES: dict[int, TopicIndex] = {}
+
+
+def topic_index(encoder: Encoder | None) -> TopicIndex:
+    """The shared topic index for this encoder (or none), built on first use."""
+    key = id(encoder)
+    if key not in _INDEXES:
+        _INDEXES[key] = TopicIndex(taxonomy(), encoder)
+    return _INDEXES[key]
