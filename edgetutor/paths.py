@@ -26,3 +26,12 @@ def packs_dir() -> Path:
 
 def trust_file() -> Path:
     return home() / "trust.json"
+
+
+def cache_dir() -> Path:
+    """Derived data that can be rebuilt at any time (the taxonomy's embeddings):
+    `EDGETUTOR_CACHE`, else `cache/` in the data folder."""
+    env = os.environ.get("EDGETUTOR_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return home() / "cache"

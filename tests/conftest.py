@@ -16,11 +16,18 @@ DEMO_SRC = ROOT / "casepacks" / "demo"
 EXAMPLE_CASE = DEMO_SRC / "cases" / "malaria-uncomplicated-adult.yaml"
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Rebuildable derived data (the taxonomy's embeddings), shared by the session's tests."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> Path:
     """Every test gets its own EDGETUTOR_HOME: no test touches a developer's own data."""
     home = tmp_path / "home"
     monkeypatch.setenv("EDGETUTOR_HOME", str(home))
+    monkeypatch.setenv("EDGETUTOR_CACHE", str(shared_cache))
     monkeypatch.delenv("EDGETUTOR_DEBUG", raising=False)
     return home
 

@@ -40,6 +40,7 @@ def test_demo_cases_are_rich_and_varied() -> None:
             "investigations",
             "diagnosis",
             "management",
+            "communication",
         }, case.id
         assert case.diagnosis.primary.icd10, case.id
     sexes = {c.patient.sex.value for c in cases}

@@ -125,8 +125,9 @@ def test_encounter_questions_without_a_model(case: Case) -> None:
     reply = enc.act("any fits?")
     assert reply.source == "authored" and reply.text == "No, I have not had any fits or jerking."
     assert reply.guard and reply.guard["decision"] == "no-model"
-    unknown = enc.act("who won the football?")
-    assert unknown.text == case.patient.unknown_answer and unknown.matched == []
+    small_talk = enc.act("who won the football?")
+    assert small_talk.text == "Sorry, I don't understand what you mean." and small_talk.matched == []
+    assert small_talk.guard and small_talk.guard["act"] == "off_topic"
     enc.act("diagnose uncomplicated malaria")
     enc.act("plan artemether-lumefantrine")
     assert enc.act("end").kind == "end" and enc.ended

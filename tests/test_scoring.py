@@ -33,6 +33,18 @@ ALL_FACTS = [
     "no-travel",
 ]
 ALL_EXAMS = ["vitals", "general.appearance", "heent.eyes", "neuro.meningism"]
+# Turns that show every communication skill (as recorded with each question turn).
+ALL_TALK = [
+    {"utterance": "Good morning, I am Amina, the clinical officer.", "acts": ["greeting", "introduction"]},
+    {"utterance": "What is your name?", "acts": ["identity_name"]},
+    {"utterance": "What brings you here today?", "acts": ["history"], "open": True},
+    {"utterance": "May I ask you some questions?", "acts": ["consent"]},
+    {"utterance": "What worries you most?", "acts": ["ice"]},
+    {"utterance": "I am sorry you feel so unwell.", "acts": ["empathy"]},
+    {"utterance": "So three days of fever and headache, right?", "acts": ["summary"]},
+    {"utterance": "Any questions for me?", "acts": ["check_understanding"]},
+    {"utterance": "I will give you tablets for three days.", "acts": ["plan_explanation"], "plain": True},
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +54,12 @@ def case() -> Case:
 
 def full(**changes: object) -> Transcript:
     t = Transcript(
-        list(ALL_FACTS), list(ALL_EXAMS), ["malaria.rdt"], "uncomplicated malaria; ddx typhoid", GOOD_PLAN
+        list(ALL_FACTS),
+        list(ALL_EXAMS),
+        ["malaria.rdt"],
+        "uncomplicated malaria; ddx typhoid",
+        GOOD_PLAN,
+        dialogue=[dict(turn) for turn in ALL_TALK],
     )
     for key, value in changes.items():
         setattr(t, key, value)
@@ -53,7 +70,7 @@ def test_a_complete_encounter_scores_full_marks(case: Case) -> None:
     result = score(case, full())
     assert result.total == 1.0 and result.passed and not result.critical
     assert result.domains == dict.fromkeys(
-        ("history", "examination", "investigations", "diagnosis", "management"), 1.0
+        ("history", "examination", "investigations", "diagnosis", "management", "communication"), 1.0
     )
 
 
@@ -168,7 +185,7 @@ def test_stored_attempt_replays_to_the_same_score(home: Path, tmp_path: Path) ->
     case = load_case(EXAMPLE_CASE)
     with open_db() as store:
         turns = [
-            {"kind": t.kind, "utterance": t.utterance, "matched": t.matched}
+            {"kind": t.kind, "utterance": t.utterance, "matched": t.matched, "guard": t.guard}
             for t in store.turns(doc["attempt"])
         ]
         stored = store.score(doc["attempt"])

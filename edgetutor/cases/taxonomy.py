@@ -162,6 +162,18 @@ def default_answer(case: Case, topic: Topic) -> str:
 
 
 MAIN_COMPLAINT = "hpc.main_complaint"
+ADULT_AGE = 16
+
+
+def applies(case: Case, topic: Topic) -> bool:
+    """Whether a topic can be asked of this patient: child topics (feeding, milestones) not of
+    an adult, adult ones (adult vaccinations, work exposures) not of a child."""
+    adult = case.patient.age_years >= ADULT_AGE
+    if topic.section == "paediatric":
+        return not adult
+    if "adult" in topic.id:
+        return adult
+    return True
 
 
 def covered_topics(case: Case) -> dict[str, list[str]]:

@@ -175,6 +175,7 @@ _STATEMENT_EXAM = re.compile(
     r"( now| just| first| also| gently| quickly)* (examine|check|listen|look|feel|press|pinch|prick|put|tie|attach|wrap|place|mark|take (some |a |your |his |her )?(blood|sample|temperature|pulse|pressure)|lift|measure|weigh|shine|rub|test|count|touch|do (a|an|some) (test|exam|check))"
     r"|\b(i am|i'm|we are|we're) (putting|tying|attaching|placing|checking|examining|listening|looking|feeling|pressing|measuring|taking your)\b"
 )
+_EXAM_VERB = re.compile(r"\b(examine|check|look|listen|feel|press|touch|weigh|measure)\b")
 # Declarative treatment words: "we give her a salt-sugar drink", "you take these tablets".
 _STATEMENT_TREAT = re.compile(
     r"\b(we|i) (give|are giving|send|refer|admit|start|put)\b|\b(you|u) (take|give|keep giving|drink|come back|bring)\b"
@@ -197,7 +198,7 @@ def _is_question(clause: str, norm: str, asked: bool, alone: bool, generic: froz
         return True
     if _STATEMENT_PLAN.search(norm) or _STATEMENT_EXAM.search(norm):
         return False
-    if _INTERROGATIVE.search(norm) or _ASKING.search(norm):
+    if _INTERROGATIVE.search(norm):
         return True
     # A turn of a few words ("fever since when", "cough") is a question typed without its mark.
     return alone and len(norm.split()) <= 4 and bool(_content(norm, generic))
@@ -238,7 +239,20 @@ def classify(text: str) -> Turn:
             else:
                 statements.append(norm)
             continue
-        if act in ("open_invitation", "consent") and _content(_strip_match(norm, act, r), r.generic):
+        if (
+            act == "backchannel"
+            and asked
+            and clause == clauses[-1][0]
+            and {"examination", "plan_explanation"} & set(turn.acts)
+        ):
+            # "I will check your pressure and listen to the baby, ok?" asks permission.
+            turn.acts.append("consent_exam")
+            continue
+        rest = _strip_match(norm, act, r) if act in ("open_invitation", "consent") else ""
+        if act == "consent" and _EXAM_VERB.search(rest):
+            turn.acts.append("consent_exam")
+            continue
+        if act in ("open_invitation", "consent") and _content(rest, r.generic):
             # "tell me more about the cough", "may I ask how long you have had the fever?"
             if act == "consent":
                 turn.acts.append("consent")

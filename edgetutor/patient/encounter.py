@@ -301,7 +301,10 @@ class Encounter:
     def _social(self, act: str, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
         timings: dict[str, float | int] = {"retrieval_ms": round((time.perf_counter() - t0) * 1000, 2)}
         guard = {"decision": "none", "reasons": [f"dialogue act: {act}"]} | dialogue
-        return Reply("question", text, reply_for(act, self.case, text), "authored", [], guard, timings)
+        answer = reply_for(act, self.case, text)
+        if act not in ("greeting", "closing") and "greeting" in dialogue["acts"]:
+            answer = f"{reply_for('greeting', self.case, text)} {answer}"
+        return Reply("question", text, answer, "authored", [], guard, timings)
 
     def _identity(self, act: str, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
         """Name, age, home, work: the case's fact on that topic if it has one, else its patient data."""

@@ -15,12 +15,13 @@ The model never speaks a default answer: it is authored text for a person withou
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..cases.schema import Case, Disclosure, Fact
-from ..cases.taxonomy import covered_topics, default_answer
-from .lexicon import content_terms
+from ..cases.taxonomy import MAIN_COMPLAINT, applies, covered_topics, default_answer
+from .lexicon import content_terms, normalise
 from .retrieval import FactIndex
 from .topics import topic_index
 
@@ -35,10 +36,25 @@ FACT_MARGIN = 0.04  # a fact beats the best topic by this much: the fact was ask
 MAX_TOPICS = 3
 TOPIC_NEAR = 0.25  # topics this close to the best one count as what the question is about
 FACT_SLACK = 0.15  # a fact about one of those topics wins when this close to the best topic
+FACT_STRONG = 0.85  # ... and when it matches strongly on its own
+FACT_ALONE = 0.55  # a fact no standard topic supports must match at least this well
 # The same decisions on lexical scores, when no sentence encoder is installed.
 LEX_TOPIC_MIN = 6.0
 LEX_TOPIC_SECOND = 0.15  # as a share of the best score
 LEX_FACT_MARGIN = 1.0
+
+
+# Opening questions that ask for the presenting complaint in any words.
+MAIN_COMPLAINT_QUESTION = re.compile(
+    r"\b(what('s| is| has)? (brings|brought|bringing|made) (you|u|him|her|the (baby|child|boy|girl)|your \w+)( here| in| to (the )?(clinic|hospital|us))?( today)?"
+    r"|what (is|s|seems to be) (the|your) (problem|matter|trouble|complaint|main problem)( today)?\s*$"
+    r"|what (problem|complaint|illness|sickness|trouble) (has brought|brings|brought|is bringing)"
+    r"|how can (i|we) help( you)?( today)?\s*$|what can (i|we) do for (you|u)"
+    r"|what (is|s) wrong( with (you|him|her|the (baby|child)))?( today)?\s*$|why (have|did) (you|u) come"
+    r"|what (is|s) (bothering|troubling|disturbing) (you|u|him|her)( today)?\s*$|tell me what happened"
+    r"|what (are|r) (your|the) (complaints|problems)|what (is|s) going on|reason for (your )?(visit|coming)"
+    r"|how (are|r) (you|u) feeling( today)?\s*$|what happened( to (him|her|the (baby|child)|you))?( today)?\s*$)"
+)
 
 
 @dataclass
@@ -81,10 +97,16 @@ class History:
         patient's ideas, concerns or expectations: only those topics and facts can answer it."""
         qvec = self.encoder.encode([question])[0] if self.encoder is not None else None
         fixed, fscored = self.facts.scored(question, qvec)
-        tscored = self.topics.match(question, qvec)
+        tscored = [m for m in self.topics.match(question, qvec) if applies(self.case, m.topic)]
         if ice:
             return self._ice(question, fixed, fscored, tscored)
         out = HistoryAnswer(question, corrected=fixed)
+        if MAIN_COMPLAINT_QUESTION.search(normalise(question)) and self.covered.get(MAIN_COMPLAINT):
+            # "What brings you here today?": the presenting complaint, however it is worded.
+            out.route = "topic"
+            out.topics = [MAIN_COMPLAINT]
+            out.facts = self.facts_for(MAIN_COMPLAINT)
+            return out
         hybrid = self.encoder is not None
         t_min = TOPIC_MIN if hybrid else LEX_TOPIC_MIN
         best_t = tscored[0]
@@ -147,7 +169,7 @@ class History:
                 out.default_topics = [t for t, _ in keep]
                 out.defaults = [d for _, d in keep]
             return out
-        if fact_ok:
+        if fact_ok and (not hybrid or best_f is not None and best_f.score >= FACT_ALONE):
             found = self.facts.search(question, qvec)
             out.route = "fact"
             out.facts = [m.fact for m in found.matches]

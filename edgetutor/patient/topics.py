@@ -29,9 +29,13 @@ def topic_docs(tax: Taxonomy) -> list[Doc]:
 
 
 def _cache_dir() -> Path:
-    from ..paths import home
+    from ..paths import cache_dir
 
-    return home() / "cache"
+    return cache_dir()
+
+
+# Vectors already computed or read in this process, by cache key: a process builds them once.
+_VECTORS: dict[str, np.ndarray] = {}
 
 
 def topic_vectors(tax: Taxonomy, encoder: Encoder) -> np.ndarray:
@@ -41,14 +45,18 @@ def topic_vectors(tax: Taxonomy, encoder: Encoder) -> np.ndarray:
 
     texts, _, _ = semantic_texts(topic_docs(tax))
     key = hashlib.sha256(f"{tax.digest}:{encoder.fingerprint}:{len(texts)}".encode()).hexdigest()[:20]
+    if key in _VECTORS:
+        return _VECTORS[key]
     path = _cache_dir() / f"topics-{key}.npy"
     try:
         vecs = np.load(path, allow_pickle=False)
-        if vecs.shape == (len(texts), encoder.dim):
-            return vecs.astype(np.float32)
-    except (OSError, ValueError):
+        if vecs.shape == (len(texts), encoder.dim) and np.isfinite(vecs).all():
+            _VECTORS[key] = vecs.astype(np.float32)
+            return _VECTORS[key]
+    except (OSError, ValueError, EOFError):
         pass
     vecs = encoder.encode(texts)
+    _VECTORS[key] = vecs
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
@@ -80,6 +88,17 @@ class TopicIndex:
         docs = topic_docs(tax)
         self.lex = LexicalIndex(docs)
         self.sem = SemanticIndex(docs, encoder, topic_vectors(tax, encoder)) if encoder else None
+        self._small_talk: np.ndarray | None = None
+
+    def small_talk(self, qvec: np.ndarray) -> float:
+        """The best cosine of a question to examples of small talk (acts.yaml: off_topic)."""
+        if self.encoder is None:
+            return -1.0
+        if self._small_talk is None:
+            from .acts import rules
+
+            self._small_talk = self.encoder.encode(rules().examples.get("off_topic", []) or ["weather"])
+        return float((self._small_talk @ qvec).max())
 
     def match(self, question: str, qvec: np.ndarray | None = None) -> list[TopicMatch]:
         """Every topic with its score, best first (hybrid scale as in retrieval)."""
@@ -99,12 +118,13 @@ class TopicIndex:
         return out
 
 
-_INDEXES: dict[int, TopicIndex] = {}
+_INDEXES: dict[str, TopicIndex] = {}
 
 
 def topic_index(encoder: Encoder | None) -> TopicIndex:
     """The shared topic index for this encoder (or none), built on first use."""
-    key = id(encoder)
+    tax = taxonomy()
+    key = f"{tax.digest}:{encoder.fingerprint if encoder is not None else 'lexical'}"
     if key not in _INDEXES:
-        _INDEXES[key] = TopicIndex(taxonomy(), encoder)
+        _INDEXES[key] = TopicIndex(tax, encoder)
     return _INDEXES[key]

@@ -1,0 +1,309 @@
+"""A whole consultation: dialogue acts, the standard history taxonomy, defaults, credit, communication."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from edgetutor.cases.lint import lint_case_text
+from edgetutor.cases.loader import load_case
+from edgetutor.cases.schema import Case
+from edgetutor.cases.taxonomy import SECTIONS, TaxonomyError, default_answer, parse_taxonomy, taxonomy
+from edgetutor.patient.acts import classify
+from edgetutor.patient.encounter import Encounter
+from edgetutor.scoring.checklist import score
+from edgetutor.scoring.debrief import debrief, format_debrief, transcript_from_turns
+
+from .conftest import DEMO_SRC, EXAMPLE_CASE, ROOT
+
+CASES = sorted((DEMO_SRC / "cases").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def encoder():  # type: ignore[no-untyped-def]
+    from edgetutor.patient.session import load_encoder
+
+    enc = load_encoder()
+    assert enc is not None, "the sentence encoder is installed by scripts/setup"
+    return enc
+
+
+@pytest.fixture(scope="module")
+def malaria() -> Case:
+    return load_case(EXAMPLE_CASE)
+
+
+# -- the taxonomy --------------------------------------------------------------------------------
+
+
+def test_taxonomy_is_large_covers_every_section_and_low_resource_topics() -> None:
+    tax = taxonomy()
+    assert len(tax.topics) >= 300
+    assert {t.section for t in tax.topics} == set(SECTIONS)
+    for needed in (
+        "env.bednet_use",
+        "env.water_source",
+        "env.travel_recent",
+        "env.tb_contact",
+        "env.cost",
+        "env.distance",
+        "paed.immunisation",
+    ):
+        assert tax.get(needed) is not None, needed
+    asks = {a.lower() for t in tax.topics for a in t.asks}
+    for lay in ("hot body", "running stomach", "pass water"):
+        assert any(lay in a for a in asks), lay
+    for topic in tax.topics:
+        assert topic.questions and topic.asks and topic.answerer
+
+
+def test_taxonomy_defaults_never_state_a_number() -> None:
+    for topic in taxonomy().topics:
+        for text in topic.default.model_dump().values():
+            assert not any(ch.isdigit() for ch in text or ""), topic.id
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        ("version: 1\ntopics:\n  - *TOPIC\n  - *TOPIC\n", "duplicate topic id 'ros.x'"),
+        ("version: 1\ntopics:\n  - id: ros.x\n    section: nowhere\n", "topics.0.section"),
+        ("[not, a, mapping", "not valid YAML"),
+    ],
+)
+def test_a_broken_taxonomy_is_one_clear_error(mutation: str, message: str) -> None:
+    topic = (
+        "{id: ros.x, section: systems_review, label: X, asks: [x], questions: ['X?'], "
+        "answerer: [patient], default: {adult: 'No.'}}"
+    )
+    text = mutation.replace("*TOPIC", topic)
+    with pytest.raises(TaxonomyError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_taxonomy(text)
+
+
+def test_a_caregiver_default_with_an_unknown_placeholder_is_refused() -> None:
+    text = (
+        "version: 1\ntopics:\n  - {id: ros.x, section: systems_review, label: X, asks: [x], questions: ['X?'], "
+        "answerer: [caregiver], default: {caregiver: 'No, {she} is fine.'}}\n"
+    )
+    with pytest.raises(TaxonomyError, match="unknown placeholder"):
+        parse_taxonomy(text)
+
+
+# -- cases use it ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_every_demo_fact_is_tagged_with_known_topics(path: Path) -> None:
+    case = load_case(path)
+    ids = taxonomy().ids
+    for fact in case.facts:
+        assert fact.topics, f"{case.id}: {fact.id} has no topics"
+        assert set(fact.topics) <= ids, f"{case.id}: {fact.id}"
+
+
+def _lint_with(old: str, new: str) -> list[str]:
+    text = EXAMPLE_CASE.read_text(encoding="utf-8")
+    assert old in text
+    _, problems = lint_case_text(text.replace(old, new, 1), "case.yaml")
+    return [str(p) for p in problems]
+
+
+def test_lint_names_file_fact_and_field_for_an_unknown_topic() -> None:
+    problems = _lint_with("topics: [ros.fever,", "topics: [ros.no_such_thing, ros.fever,")
+    assert any(
+        p.startswith("case.yaml:")
+        and "facts[0].topics[0]" in p
+        and "unknown topic 'ros.no_such_thing'" in p
+        and "'fever'" in p
+        for p in problems
+    ), problems
+
+
+def test_lint_refuses_a_duplicate_tag_and_a_malformed_or_clashing_topic_answer() -> None:
+    dup = _lint_with("topics: [ros.fever,", "topics: [ros.fever, ros.fever,")
+    assert any("duplicate topic 'ros.fever'" in p for p in dup), dup
+    malformed = _lint_with("topic_answers:\n", "topic_answers:\n  - {topic: ros.jaundice}\n")
+    assert any("topic_answers[0].answer" in p for p in malformed), malformed
+    clash = _lint_with("topic_answers:\n", "topic_answers:\n  - {topic: ros.fever, answer: I am hot.}\n")
+    assert any("already answered by fact 'fever'" in p for p in clash), clash
+
+
+def test_lint_warns_about_untagged_facts() -> None:
+    stripped = re.sub(r"\n    topics: \[[^\]]*\]", "", EXAMPLE_CASE.read_text(encoding="utf-8"))
+    case, problems = lint_case_text(stripped, "case.yaml")
+    assert case is not None
+    warnings = [str(p) for p in problems if p.severity == "warning"]
+    assert any("fact 'fever' has no topics" in w for w in warnings), warnings
+    assert not [p for p in problems if p.severity == "error"]
+
+
+def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
+    tax = taxonomy()
+    jaundice = tax.get("ros.jaundice")
+    assert jaundice is not None
+    adult = default_answer(malaria, jaundice)
+    assert adult.lower().startswith("no") and "my" in adult.lower()
+    child = load_case(DEMO_SRC / "cases" / "pneumonia-child-imci.yaml")
+    spoken = default_answer(child, jaundice)
+    assert "{" not in spoken and ("his" in spoken or "her" in spoken)
+
+
+# -- dialogue acts ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("said", "act"),
+    [
+        ("Good morning", "greeting"),
+        ("I'm Grace, the clinical officer on duty.", "introduction"),
+        ("what is your name?", "identity_name"),
+        ("how old is the baby?", "identity_age"),
+        ("May I ask you a few questions?", "consent"),
+        ("is it ok if I examine your tummy?", "consent_exam"),
+        ("I'm so sorry to hear that", "empathy"),
+        ("don't worry, we will look after you", "reassurance"),
+        ("I am going to listen to your chest now", "examination"),
+        ("please lie down on the bed", "instruction"),
+        ("thank you", "thanks"),
+        ("ok", "backchannel"),
+        ("go on", "open_invitation"),
+        ("anything else?", "open_invitation"),
+        ("what do you think is causing this?", "ice"),
+        ("so you've had fever for three days with a headache, is that right?", "summary"),
+        ("do you have any questions for me?", "check_understanding"),
+        ("I will give you tablets to take twice a day for three days", "plan_explanation"),
+        ("goodbye, get well soon", "closing"),
+        ("who won the football yesterday?", "off_topic"),
+        ("have your eyes gone yellow?", "history"),
+        ("Hello, I'm Dr Musa. What brings you here today?", "history"),
+    ],
+)
+def test_dialogue_acts(said: str, act: str) -> None:
+    assert classify(said).main == act
+
+
+def test_an_open_first_question_is_recognised() -> None:
+    assert classify("What brings you here today?").open
+    assert not classify("Do you have a cough?").open
+
+
+# -- the consultation ---------------------------------------------------------------------------------
+
+
+def test_social_turns_get_persona_replies_and_no_credit(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
+    enc = Encounter(malaria, None, encoder)
+    name = enc.act("what is your name?")
+    assert "Joseph Banda" in name.text and name.matched == []
+    age = enc.act("how old are you?")
+    assert "32" in age.text
+    for said in ("hello", "ok", "I'm sorry to hear that", "please sit down", "thank you"):
+        reply = enc.act(said)
+        assert reply.matched == [] and reply.source == "authored", said
+        assert reply.text != malaria.patient.unknown_answer, said
+
+
+def test_unscripted_symptoms_get_a_normal_default_never_another_fact(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
+    enc = Encounter(malaria, None, encoder)
+    eyes = enc.act("have your eyes gone yellow?")
+    assert eyes.matched == [] and "yellow" in eyes.text.lower() and eyes.text.lower().startswith("no")
+    assert eyes.guard and eyes.guard["defaults"] == ["ros.jaundice"]
+    legs = enc.act("any swelling in your legs?")
+    assert legs.matched == [] and legs.guard and legs.guard["defaults"]
+    fits = enc.act("any fits?")
+    assert fits.matched == ["no-convulsions"]
+
+
+def test_open_invitations_volunteer_untold_facts_then_stop(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
+    enc = Encounter(malaria, None, encoder)
+    volunteered = [f for f in malaria.facts if f.disclosure.value == "volunteered"]
+    said = [enc.act("tell me more") for _ in volunteered]
+    assert [r.text for r in said] == [f.answer for f in volunteered]
+    assert all(r.matched == [] for r in said)
+    assert enc.act("anything else?").text == "That's all I can think of."
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_filler_alone_earns_no_history_credit(path: Path, encoder) -> None:  # type: ignore[no-untyped-def]
+    case = load_case(path)
+    enc = Encounter(case, None, encoder)
+    for said in ("ok", "go on", "anything else?", "I see", "hmm", "tell me more", "alright", "what else?"):
+        enc.act(said)
+    enc.act("end")
+    result = score(case, transcript_from_turns(r.record() for r in enc.turns))
+    assert result.domains["history"] == 0.0, case.id
+
+
+def test_communication_is_scored_from_the_trainees_own_turns(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
+    enc = Encounter(malaria, None, encoder)
+    for said in (
+        "Good morning, I'm Amina, the clinical officer.",
+        "What is your name?",
+        "What brings you here today?",
+        "May I ask you some questions?",
+        "That must be hard for you.",
+        "What worries you most about this?",
+        "So you have had fever for three days with headache and shivering, is that right?",
+        "I will give you tablets to take twice a day for three days.",
+        "Do you have any questions for me?",
+        "end",
+    ):
+        enc.act(said)
+    result = score(malaria, transcript_from_turns(r.record() for r in enc.turns))
+    comm = {i.target.split(":")[1]: i for i in result.items if i.domain == "communication"}
+    assert comm and all(i.done for i in comm.values()), {k: v.done for k, v in comm.items()}
+    assert result.domains["communication"] == 1.0
+    assert comm["introduction"].evidence == "Good morning, I'm Amina, the clinical officer."
+    text = format_debrief(debrief(malaria, result))
+    assert '(you said: "What brings you here today?")' in text
+
+
+def test_jargon_in_the_plan_explanation_is_not_plain(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
+    enc = Encounter(malaria, None, encoder)
+    enc.act("I will give you AL 80/480 mg PO BD for 3 days")
+    enc.act("end")
+    result = score(malaria, transcript_from_turns(r.record() for r in enc.turns))
+    plain = next(i for i in result.items if i.target == "communication:plain_plan")
+    assert not plain.done
+
+
+def test_topic_embeddings_are_computed_once_and_cached(encoder, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from edgetutor.patient import topics
+
+    monkeypatch.setenv("EDGETUTOR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(topics, "_VECTORS", {})
+    topic_vectors = topics.topic_vectors
+    first = topic_vectors(taxonomy(), encoder)
+    cached = list((tmp_path / "cache").glob("topics-*.npy"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    monkeypatch.setattr(topics, "_VECTORS", {})  # a new process reads the file, computes nothing
+    calls: list[int] = []
+    real = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda texts, **kw: calls.append(len(texts)) or real(texts, **kw))
+    again = topic_vectors(taxonomy(), encoder)
+    assert cached[0].stat().st_mtime_ns == stamp and again.shape == first.shape and calls == []
+    cached[0].write_bytes(b"not an array")  # damaged: rebuilt, never trusted
+    monkeypatch.setattr(topics, "_VECTORS", {})
+    rebuilt = topic_vectors(taxonomy(), encoder)
+    assert rebuilt.shape == first.shape and calls == [first.shape[0]]
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "bench_conversation", ROOT / "benchmarks" / "bench_conversation.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conversation_set_accuracy_and_no_credit_from_filler(encoder) -> None:  # type: ignore[no-untyped-def]
+    result = _bench().evaluate("conversation", encoder)
+    assert result["utterances"] >= 13 * 40
+    assert result["filler_history_credit"] == 0
+    assert result["accuracy"] >= 0.95, [f for f in result["failures"]][:10]
