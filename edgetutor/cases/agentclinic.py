@@ -3097,6 +3097,15 @@ def _convert(
         fixed.append("age")
         reasons.append("a child or adolescent")
 
+    from ..patient.topics import tag_fact
+
+    adult = demo.age_years >= 16
+    for fact in facts:
+        topics = tag_fact(
+            fact["category"], fact["answer"], fact["keywords"], fact.get("questions", []), adult
+        )
+        if topics:
+            fact["topics"] = topics
     case: dict[str, Any] = {
         "format": 1,
         "id": case_id,

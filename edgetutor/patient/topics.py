@@ -128,3 +128,52 @@ def topic_index(encoder: Encoder | None) -> TopicIndex:
     if key not in _INDEXES:
         _INDEXES[key] = TopicIndex(tax, encoder)
     return _INDEXES[key]
+
+
+def suggest_topics(answer: str, keywords: list[str], questions: list[str], limit: int = 3) -> list[str]:
+    """Standard topics a fact probably answers, from its own words (lexical, deterministic): how
+    an importer tags facts it did not write. Only clear matches are returned; lint still warns
+    about a fact left without topics, for an author to look at."""
+    index = topic_index(None)
+    text = " ".join([*keywords, *questions, answer])
+    _, scores = index.lex.scores(text)
+    ranked = sorted(
+        (
+            (score, topic.id)
+            for topic, (score, _direct) in zip(index.tax.topics, scores, strict=True)
+            if score > 0
+        ),
+        key=lambda x: (-x[0], x[1]),
+    )
+    if not ranked:
+        return []
+    best = ranked[0][0]
+    return [tid for score, tid in ranked[:limit] if score >= max(SUGGEST_MIN, SUGGEST_SHARE * best)]
+
+
+SUGGEST_MIN = 4.0
+SUGGEST_SHARE = 0.6
+
+
+# The topic a fact of each category answers when its words match none clearly.
+CATEGORY_TOPICS = {
+    "presenting_complaint": "hpc.main_complaint", "hpi": "hpc.associated", "past_history": "pmh.general_health",
+    "medication": "med.current", "allergies": "all.drugs", "family": "fam.health", "social": "soc.household",
+    "immunisation": "paed.immunisation", "developmental": "paed.development", "ice": "ice.ideas",
+    "systems_review": "hpc.associated", "obstetric": "obs.pregnant_now", "nutrition": "ros.appetite",
+}  # fmt: skip
+
+
+def tag_fact(category: str, answer: str, keywords: list[str], questions: list[str], adult: bool) -> list[str]:
+    """Topics for an imported fact: its clear matches that suit the patient's age, else its
+    category's general topic (empty when neither applies: lint then asks an author to look)."""
+    tax = taxonomy()
+    found = []
+    for tid in suggest_topics(answer, keywords, questions, limit=4):
+        topic = tax.get(tid)
+        if topic is None or (topic.section == "paediatric" and adult) or ("adult" in tid and not adult):
+            continue
+        found.append(tid)
+    if not found and category in CATEGORY_TOPICS:
+        found = [CATEGORY_TOPICS[category]]
+    return found[:3]
