@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,7 +131,8 @@ def signed_pack(
     )
     raw = manifest.to_bytes()
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        warnings.simplefilter("ignore")  # a hostile file list may repeat the manifest's own names
         zf.writestr(MANIFEST, raw)
         zf.writestr(SIGNATURE, base64.b64encode(sign(key, raw)) + b"\n")
         for name, data in files.items():
@@ -159,8 +161,6 @@ class Entry:
 def raw_zip(entries: list[Entry]) -> bytes:
     """A zip of `entries` (duplicates allowed), then the lies patched into its central directory."""
     buf = io.BytesIO()
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with zipfile.ZipFile(buf, "w") as zf:

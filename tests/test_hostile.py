@@ -77,6 +77,8 @@ HOSTILE_YAML: dict[str, tuple[bytes, int | None, str]] = {
     "custom-tag": (with_line(GOOD_CASE, b"evil: !include /etc/passwd"), 2, "tag '!include' is not allowed"),
     "tag-directive": (b"%TAG !! tag:evil.example,2000:\n---\nid: !!str x\n", 3, "tag:evil.example"),
     "binary-tag": (b"id: !!binary aGVsbG8=\n", 1, "tag:yaml.org,2002:binary"),
+    # Found by the property suite: ruamel's bool constructor raises KeyError on a bad value.
+    "bool-tag": (b"title: !!bool 'ls'\n", 1, "tag 'tag:yaml.org,2002:bool' is not allowed"),
     "deep-flow-900": (b"id: " + b"[" * 900, 1, "nested more than 32 levels deep"),
     "deep-flow-100k": (b"id: " + b"{a: " * 100_000, 1, "nested more than 32 levels deep"),
     "deep-block-3000": (b"- " * 3000 + b"x\n", 1, "nested more than 32 levels deep"),
