@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from edgetutor.cases.lint import lint_case_text
 from edgetutor.cases.loader import parse_case_text, parse_pack_meta
 from edgetutor.cli import make_cli
-from edgetutor.errors import CaseFormatError, CasePackError
+from edgetutor.errors import CaseFormatError, CasePackError, EdgeTutorError
 from edgetutor.hub import HubError
 from edgetutor.hub.db import HubDB
 from edgetutor.hub.ingest import import_bundle
@@ -705,3 +705,161 @@ def test_api_bodies_get_an_answer_never_a_500(api_hub: tuple[LoggedHub, Device])
         assert_one_line(line)
     assert hub.alive()
     assert_chains_verify(hub.db)
+
+
+# == a hostile hub, seen from a device ===================================================================
+class FakeHub:
+    """An HTTP server answering each API path with whatever the test sets (a hostile hub)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.replies: dict[str, tuple[int, bytes]] = {}
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                route = next((r for r in outer.replies if self.path.startswith(r)), None)
+                status, body = outer.replies.get(route, (404, b'{"error": "no"}')) if route else (404, b"{}")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = answer  # noqa: N815 - the names http.server calls
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+REPLIES = st.one_of(
+    RAW_JSON.filter(lambda b: len(b) < 300_000),
+    ANY_JSON.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {
+            "acked_seq": st.one_of(st.integers(-5, 5), JSON_SCALARS),
+            "head": st.one_of(st.none(), st.text(max_size=70), ANY_JSON),
+            "rejected": st.one_of(st.none(), st.lists(ANY_JSON, max_size=3)),
+            "revoked": st.one_of(st.none(), st.booleans(), ANY_JSON),
+            "device_id": st.one_of(st.text(max_size=20), ANY_JSON),
+            "site": ANY_JSON,
+            "packs": st.one_of(
+                ANY_JSON,
+                st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "pack_id": st.sampled_from(
+                                ["../../escape", "a/b", "x" * 300, "\x1b]0;x\x07", "ok"]
+                            ),
+                            "version": st.one_of(st.integers(-3, 10**40), JSON_SCALARS),
+                            "url": st.sampled_from(
+                                [
+                                    "file:///etc/passwd",
+                                    "http://[::1",
+                                    "//elsewhere.example/x",
+                                    "/api/v1/dl",
+                                    "ftp://x/y",
+                                ]
+                            ),
+                            "size": st.one_of(st.integers(-5, 10**12), JSON_SCALARS),
+                        }
+                    ),
+                    max_size=3,
+                ),
+            ),
+        }
+    ).map(lambda d: json.dumps(d).encode()),
+)
+
+
+STAGES = ("/api/v1/enroll", "/api/v1/devices/", "/api/v1/events", "/api/v1/packs", "/api/v1/dl")
+
+
+def test_sync_against_a_hostile_hub_fails_in_one_line_and_loses_nothing(
+    home: Path, tmp_path: Path, publisher: Any
+) -> None:
+    """The hub answers correctly up to one stage of a sync, then anything at all; past the
+    results (packs listed or downloaded), sync must succeed with every result sent."""
+    from edgetutor.store import open_db
+    from edgetutor.sync import client
+
+    from .sync_helpers import finish
+
+    hub = FakeHub()
+    try:
+        with open_db() as store:
+            finish(store)
+            finish(store, trainee="Kofi")
+            events = store.events()
+            device_id = store.device_key().device_id
+            honest = {
+                "/api/v1/enroll": json.dumps(
+                    {"device_id": device_id, "site": "S", "acked_seq": 0, "head": protocol.GENESIS}
+                ),
+                "/api/v1/devices/": json.dumps({"acked_seq": 0, "head": protocol.GENESIS, "revoked": False}),
+                "/api/v1/events": json.dumps(
+                    {"acked_seq": 2, "head": events[-1]["hash"], "accepted": 2, "replayed": 0, "rejected": []}
+                ),
+                "/api/v1/packs": json.dumps(
+                    {"packs": [{"pack_id": "test-pack", "version": 1, "url": "/api/v1/dl"}]}
+                ),
+            }
+
+            @st.composite
+            def hub_replies(draw: st.DrawFn) -> tuple[int, dict[str, tuple[int, bytes]]]:
+                stage = draw(st.integers(0, len(STAGES) - 1))
+                replies = {path: (200, honest[path].encode()) for path in STAGES[:stage]}
+                if STAGES[stage] == "/api/v1/dl" and draw(st.booleans()):
+                    # A correctly signed pack, by a trusted key, with a hostile case or pack.yaml.
+                    files = {"pack.yaml": PACK_YAML, CASE_NAME: GOOD_CASE}
+                    files[draw(st.sampled_from(["pack.yaml", CASE_NAME]))] = draw(YAML_DOCS)
+                    with tempfile.TemporaryDirectory() as tmp:
+                        body = signed_pack(Path(tmp) / "p.etpack", publisher[0], files).read_bytes()
+                    replies[STAGES[stage]] = (200, body)
+                else:
+                    replies[STAGES[stage]] = (
+                        draw(st.sampled_from([200, 200, 200, 400, 401, 500])),
+                        draw(REPLIES),
+                    )
+                for path in STAGES[stage + 1 :]:
+                    replies[path] = (draw(st.sampled_from([200, 200, 400, 500])), draw(REPLIES))
+                return stage, replies
+
+            @examples(25)
+            @given(drawn=hub_replies())
+            def check(drawn: tuple[int, dict[str, tuple[int, bytes]]]) -> None:
+                stage, hub.replies = drawn
+                store.update_sync_state(enrolled=0)
+                store.set_acked(0)
+                if PackStore().get("test-pack"):  # so the pack is downloaded and read again
+                    PackStore().remove("test-pack")
+                with limits(memory_mb=384, seconds=30):
+                    try:
+                        report = client.sync(store, hub.url, "token", tries=1, base_delay=0, timeout=5)
+                    except EdgeTutorError as err:
+                        assert_one_line(str(err))
+                        # Only a hub that misbehaves before the packs can fail a sync.
+                        assert stage < STAGES.index("/api/v1/packs"), err
+                    else:
+                        for line in report.pack_errors + report.packs:
+                            assert "Traceback" not in line
+                    if stage >= STAGES.index("/api/v1/packs"):
+                        assert store.pending_count() == 0 and store.sync_state().last_sync is not None
+                assert store.events() == events  # nothing lost, nothing rewritten
+                assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "keys"]  # nothing outside
+
+            check()
+    finally:
+        hub.close()

@@ -85,6 +85,8 @@ def read_source(path: Path) -> bytes:
     Raises CaseFormatError.
     """
     try:
+        if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+            raise CaseFormatError(f"{path}: not a regular file", file=str(path), reason="not a regular file")
         with path.open("rb") as f:
             data = f.read(MAX_YAML_BYTES + 1)
     except OSError as err:

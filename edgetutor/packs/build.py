@@ -36,6 +36,10 @@ def source_files(src: Path) -> list[tuple[str, Path]]:
             raise CasePackError(f"{path} is a symbolic link: packs hold regular files only")
         if path.is_dir():
             continue
+        if not path.is_file():
+            raise CasePackError(
+                f"{path} is not a regular file (a pipe or a device): packs hold regular files only"
+            )
         problem = check_member_path(rel)
         if problem:
             raise CasePackError(f"{path}: cannot be packed ({problem})")
