@@ -651,3 +651,15 @@ def test_a_member_that_inflates_past_its_declared_size_is_refused_early(
     with limits(memory_mb=256, seconds=20), pytest.raises(CasePackError) as caught:
         open_pack(bomb, TrustStore()).read_all()
     assert_one_line(str(caught.value), "refused bomb.etpack")
+
+
+def test_a_demo_pack_cannot_shadow_a_real_case(
+    make_pack: Callable[..., Path], tmp_path: Path, home: Path
+) -> None:
+    # Anyone can sign a demo pack; one that reuses a real case's id must not take its place.
+    assert (
+        CliRunner().invoke(make_cli(), ["pack", "install", str(make_pack(1, "zambia-pack"))]).exit_code == 0
+    )
+    fake = pack_with_case(tmp_path / "fake.etpack", DEMO_KEY, GOOD_CASE, pack_id="edgetutor-demo", version=50)
+    assert CliRunner().invoke(make_cli(), ["pack", "install", str(fake)]).exit_code == 0
+    assert PackStore().case("malaria-uncomplicated-adult").pack_id == "zambia-pack"

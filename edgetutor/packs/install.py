@@ -39,7 +39,7 @@ from ..errors import CaseFormatError, CasePackError, EdgeTutorError
 from ..fsutil import atomic_write_bytes, fsync_dir
 from .manifest import MANIFEST, SIGNATURE
 from .reader import OpenedPack, open_pack
-from .trust import TrustStore
+from .trust import DEMO_PACK_IDS, TrustStore
 
 REGISTRY = "registry.json"
 # The pack's own files go under FILES, apart from the signed manifest and our index, so that no
@@ -313,7 +313,8 @@ class PackStore:
     def case(self, case_id: str) -> CaseEntry:
         """The installed case with this id. Raises CasePackError (with suggestions) if none."""
         cases = self.cases()
-        for entry in cases:
+        # A case id in a demo pack (which anyone can sign) never shadows the same id in a real pack.
+        for entry in sorted(cases, key=lambda e: e.pack_id in DEMO_PACK_IDS):
             if entry.id == case_id:
                 return entry
         close = difflib.get_close_matches(case_id, [c.id for c in cases], n=3, cutoff=0.5)
