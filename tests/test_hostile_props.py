@@ -186,6 +186,8 @@ def huge_scalar_yaml(draw: st.DrawFn) -> bytes:
         st.sampled_from(
             [
                 b"1" * n,
+                b"1" * (n * 20) + b" .",
+                b"9" * (n * 20) + b"e x",
                 b"-" + b"9" * n,
                 b"0x" + b"f" * n,
                 b"0o" + b"7" * n,

@@ -126,8 +126,12 @@ def _check_scalar(value: str, tag: str | None, plain: bool) -> str | None:
     if not plain:
         return None
     text = value.strip()
-    if len(text) > MAX_NUMBER_CHARS and _NUMBERISH.fullmatch(text):
-        return f"a number of {len(text):,} characters (at most {MAX_NUMBER_CHARS})"
+    if len(text) > MAX_NUMBER_CHARS:
+        # Longer text is either a number (refused) or not a number at all: the patterns below
+        # are only ever tried on short text, so none of them can backtrack for long.
+        if _NUMBERISH.fullmatch(text):
+            return f"a number of {len(text):,} characters (at most {MAX_NUMBER_CHARS})"
+        return None
     if _NON_FINITE.fullmatch(text):
         return f"{text!r} is not a finite number"
     if (
