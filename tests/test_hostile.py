@@ -210,8 +210,11 @@ def test_install_and_verify_refuse_a_signed_pack_with_a_hostile_pack_yaml(
 
 
 def test_an_oversized_case_is_refused_before_it_is_read(publisher: Any, tmp_path: Path, home: Path) -> None:
-    pack = pack_with_case(tmp_path / "big.etpack", publisher[0], b"# " + b"x" * 600_000 + b"\n" + GOOD_CASE)
-    refused_by_cli(["pack", "install", str(pack)], home, f"{CASE_NAME} is 623,", "larger than the 512 kB")
+    big = b"# " + b"x" * 600_000 + b"\n" + GOOD_CASE
+    pack = pack_with_case(tmp_path / "big.etpack", publisher[0], big)
+    refused_by_cli(
+        ["pack", "install", str(pack)], home, f"{CASE_NAME} is {len(big):,} bytes", "larger than the 512 kB"
+    )
 
 
 def test_a_usb_folder_installs_every_good_pack_past_bad_ones(
