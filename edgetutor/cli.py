@@ -7,6 +7,7 @@ set EDGETUTOR_DEBUG=1 to see the traceback instead.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import EdgeTutorError
+from .textsafe import one_line, printable
 
 
 class Group(click.Group):
@@ -24,8 +26,22 @@ class Group(click.Group):
         except EdgeTutorError as err:
             if os.environ.get("EDGETUTOR_DEBUG"):
                 raise
-            click.echo(f"Error: {err}", err=True)
+            # Messages can quote hostile input: one line, no terminal escapes.
+            click.echo(f"Error: {one_line(str(err), 2000)}", err=True)
             sys.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:
+            # A failure nothing foresaw is still one line for the user; the traceback is for
+            # whoever fixes it.
+            if os.environ.get("EDGETUTOR_DEBUG"):
+                raise
+            click.echo(
+                f"Error: unexpected {type(err).__name__}: {one_line(str(err))} "
+                "(a bug in EdgeTutor; EDGETUTOR_DEBUG=1 shows where)",
+                err=True,
+            )
+            sys.exit(2)
 
 
 def make_cli() -> click.Group:
@@ -78,12 +94,19 @@ def trust() -> None:
 @trust.command("add")
 @click.argument("pubkey", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Publisher name shown with its packs.")
-def trust_add(pubkey: Path, name: str) -> None:
-    """Trust the publisher key in PUBKEY."""
+@click.option(
+    "--pack",
+    "packs",
+    multiple=True,
+    metavar="PACK_ID",
+    help="Trust the key only for this pack id (repeat for several); default: any pack.",
+)
+def trust_add(pubkey: Path, name: str, packs: tuple[str, ...]) -> None:
+    """Trust the publisher key in PUBKEY (for every pack, or only for the --pack ids)."""
     from .packs.trust import TrustStore
 
-    key = TrustStore().add(pubkey, name)
-    click.echo(f"Trusted {key.label} (key {key.key_id})")
+    key = TrustStore().add(pubkey, name, packs or None)
+    click.echo(f"Trusted {printable(key.label)} (key {key.key_id}) for {key.scope_text()}")
 
 
 @trust.command("list")
@@ -95,7 +118,8 @@ def trust_list() -> None:
     if not keys_:
         click.echo("No trusted publishers.")
     for key in keys_:
-        click.echo(f"{key.key_id}  {key.label}")
+        scope = "" if key.packs is None else f"  (only {key.scope_text()})"
+        click.echo(f"{key.key_id}  {one_line(key.label)}{scope}")
 
 
 @trust.command("remove")
@@ -149,12 +173,13 @@ def pack_build(src: Path, key: Path, out: Path) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def pack_verify(file: Path) -> None:
     """Check a pack's signature and every file's size and hash (installs nothing)."""
-    from .packs.install import PackStore
+    from .packs.install import PackStore, check_sources
     from .packs.reader import open_pack
 
     store = PackStore()
     opened = open_pack(file, store.trust)
     opened.read_all()
+    check_sources(opened)  # what install parses, verify parses: a pack that verifies installs
     m = opened.manifest
     n_cases = sum(f.path.startswith("cases/") for f in m.files)
     click.echo(f"OK {file.name}: {m.pack_id} v{m.version}, {len(m.files)} file(s), {n_cases} case(s)")
@@ -163,6 +188,7 @@ def pack_verify(file: Path) -> None:
     if m.expires:
         expired = m.expires < store.effective_now().date()
         click.echo(f"  expires:   {m.expires.isoformat()}" + ("  WARNING: EXPIRED" if expired else ""))
+    click.echo(f"  trusted for: {opened.publisher.scope_text()}")
 
 
 @pack.command("install")
@@ -175,14 +201,14 @@ def pack_install(path: Path) -> None:
     for result in install_path(path):
         if isinstance(result, EdgeTutorError):
             failed += 1
-            click.echo(f"Error: {result}", err=True)
+            click.echo(f"Error: {one_line(str(result), 2000)}", err=True)
             continue
         verb = {"unchanged": "Already installed"}.get(result.status, result.status.capitalize())
         click.echo(
-            f"{verb}: {result.pack_id} v{result.version}, {result.cases} case(s), from {result.publisher}"
+            f"{verb}: {result.pack_id} v{result.version}, {result.cases} case(s), from {one_line(result.publisher)}"
         )
         for warning in result.warnings:
-            click.echo(f"WARNING: {warning}", err=True)
+            click.echo(f"WARNING: {one_line(warning)}", err=True)
     if failed:
         sys.exit(1)
 
@@ -197,7 +223,10 @@ def pack_list() -> None:
         click.echo("No packs installed. Install one with: edgetutor pack install PATH")
     for p in packs:
         exp = f", expires {p.expires}" if p.expires else ""
-        click.echo(f"{p.pack_id} v{p.version}  {p.cases} case(s)  {p.title}\n  publisher: {p.publisher}{exp}")
+        click.echo(
+            f"{p.pack_id} v{p.version}  {p.cases} case(s)  {one_line(p.title)}\n"
+            f"  publisher: {one_line(p.publisher)}{exp}"
+        )
 
 
 @pack.command("remove")
@@ -235,8 +264,8 @@ def cases_cmd() -> None:
     for c in cases:
         if c.pack_id != current:
             current = c.pack_id
-            click.echo(f"{c.pack_id} v{c.pack_version}  ({c.publisher})")
-        click.echo(f"  {c.id:34} {c.title}  [{c.specialty}, {c.difficulty}]  {c.patient}")
+            click.echo(f"{c.pack_id} v{c.pack_version}  ({one_line(c.publisher)})")
+        click.echo(printable(f"  {c.id:34} {c.title}  [{c.specialty}, {c.difficulty}]  {c.patient}"))
 
 
 # -- encounters ----------------------------------------------------------------------------
@@ -266,7 +295,7 @@ def models_cmd(model: str | None) -> None:
     "--script",
     "script",
     required=True,
-    type=click.File("r"),
+    type=click.File("rb"),
     help="File of actions, one per line ('-' for stdin).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a transcript.")
@@ -295,10 +324,18 @@ def run_cmd(
     import json
 
     from .patient.session import Session, load_model
+    from .scriptfile import read_script
+
+    # Read and checked whole before an attempt is opened: a bad script stores nothing.
+    lines = read_script(script, getattr(script, "name", "script"))
+
+    def echo(text: str = "", err: bool = False) -> None:
+        # Case text and script lines can hold terminal escapes: printed without them.
+        click.echo(printable(text), err=err)
 
     backend, choice = load_model(model, no_model)
     if choice.error and not as_json:
-        click.echo(f"Note: {choice.error}", err=True)
+        echo(f"Note: {choice.error}", err=True)
     session = Session.start(case_id, trainee=trainee, backend=backend, model=choice, resume=resume)
     label = {"model": "model", "authored": "authored", "lookup": "lookup", "system": "system"}
 
@@ -313,20 +350,20 @@ def run_cmd(
         if "ttft_ms" in t:
             extra.append(f"first token {t['ttft_ms']:.0f} ms, evaluated {t.get('evaluated_tokens')} tok")
         extra.append(f"{t.get('total_ms', 0):.0f} ms")
-        click.echo(f"> {line}")
-        click.echo(f"{who}: {reply.text}")
-        click.echo(
+        echo(f"> {line}")
+        echo(f"{who}: {reply.text}")
+        echo(
             f"  [{label[reply.source]}{', matched ' + ', '.join(reply.matched) if reply.matched else ''}; {'; '.join(extra)}]"
         )
 
     if not as_json:
-        click.echo(
+        echo(
             f"Case {session.case.id} ({session.entry.pack_id} v{session.entry.pack_version}), attempt {session.attempt.id}"
         )
-        click.echo(f"Model: {choice.name or 'none (authored answers)'}")
+        echo(f"Model: {choice.name or 'none (authored answers)'}")
         if not resume:
-            click.echo(f"Patient: {session.replies[0].text}\n  [authored]")
-    session.play(script, show)
+            echo(f"Patient: {session.replies[0].text}\n  [authored]")
+    session.play(lines, show)
     scored = session.score() if session.encounter.ended else None
     story = None
     if scored and narrative and backend is not None:
@@ -352,22 +389,27 @@ def run_cmd(
             "debrief": scored[1] if scored else None,
             "narrative": story,
         }
-        click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+        echo(_json_text(json.dumps(doc, indent=1, ensure_ascii=False)))
     else:
         from .scoring.debrief import format_debrief
 
         s = session.summary()
-        click.echo(
+        echo(
             f"Attempt {session.attempt.id}: {s['status']}, {s['turns']} turns, answered by {s['answered_by']}"
         )
         if scored:
-            click.echo("\nDebrief\n" + format_debrief(scored[1]))
+            echo("\nDebrief\n" + format_debrief(scored[1]))
             if story and story["text"]:
-                click.echo(f"\nTutor's note (written by the model, checked): {story['text']}")
+                echo(f"\nTutor's note (written by the model, checked): {story['text']}")
             elif story:
-                click.echo(f"\n(The model's feedback paragraph was dropped: {'; '.join(story['reasons'])})")
+                echo(f"\n(The model's feedback paragraph was dropped: {'; '.join(story['reasons'])})")
         else:
-            click.echo(f"The encounter is not finished: continue it with --resume {session.attempt.id}")
+            echo(f"The encounter is not finished: continue it with --resume {session.attempt.id}")
+
+
+def _json_text(text: str) -> str:
+    # json.dumps escapes C0 controls but prints C1 controls (8-bit CSI...) and bidi overrides raw.
+    return re.sub("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]", lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 @cli.command("progress")

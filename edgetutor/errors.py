@@ -6,7 +6,16 @@ class EdgeTutorError(Exception):
 
 
 class CaseFormatError(EdgeTutorError):
-    """A case or pack source file is malformed (message names the file, field and line)."""
+    """A case or pack source file is malformed (message names the file, field and line).
+
+    `file`, `line` and `reason` repeat the parts of the message for callers that list problems.
+    """
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.file, self.line, self.reason = file, line, reason
 
 
 class CasePackError(EdgeTutorError):
@@ -31,3 +40,7 @@ class ModelError(EdgeTutorError):
 
 class SyncError(EdgeTutorError):
     """Results could not be synced."""
+
+
+class ScriptError(EdgeTutorError):
+    """A script of actions (`run --script`) is not usable text; nothing was played or stored."""

@@ -264,6 +264,8 @@ def _read_records(jsonl: Path) -> list[tuple[int, dict[str, Any]]]:
             record = json.loads(text)
         except json.JSONDecodeError as err:
             raise CaseFormatError(f"{jsonl}:{number}: invalid JSON: {err.msg} (column {err.colno})") from err
+        except (ValueError, RecursionError) as err:  # a 5,000-digit number, 100,000 nested lists
+            raise CaseFormatError(f"{jsonl}:{number}: invalid JSON: {str(err)[:100]}") from err
         _check_record(record, f"{jsonl}:{number}")
         records.append((number, record))
     if not records:

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import CaseFormatError
-from .loader import Problem, line_of, parse_yaml_rt, to_plain, validation_problems
+from .loader import Problem, parse_yaml, read_source, validation_problems
 from .packmeta import PackMeta
+from .safeyaml import YamlDoc
 from .schema import Case
 from .taxonomy import TaxonomyError, covered_topics, taxonomy
 
@@ -31,27 +32,29 @@ def _contains_phrase(text: str, phrase: str) -> bool:
     return f" {phrase} " in f" {text} "
 
 
-def lint_case_text(text: str, filename: str) -> tuple[Case | None, list[Problem]]:
+def _read_problem(err: CaseFormatError, filename: str) -> Problem:
+    return Problem(err.file or filename, err.line, "", err.reason or str(err))
+
+
+def lint_case_text(text: str | bytes, filename: str) -> tuple[Case | None, list[Problem]]:
     """Parse and check one case file. Returns the case (None if it does not validate) and problems."""
     try:
-        root = parse_yaml_rt(text, filename)
+        doc = parse_yaml(text, filename)
     except CaseFormatError as err:
-        line_match = re.match(r"^.*?:(\d+):", str(err))
-        line = int(line_match.group(1)) if line_match else None
-        return None, [Problem(filename, line, "", str(err).split(": ", 1)[-1])]
-    if not isinstance(root, dict):
+        return None, [_read_problem(err, filename)]
+    if not isinstance(doc.data, dict):
         return None, [Problem(filename, 1, "", "a case file must be a YAML mapping")]
     try:
-        case = Case.model_validate(to_plain(root))
+        case = Case.model_validate(doc.data)
     except ValidationError as err:
-        return None, validation_problems(err, root, filename)
-    return case, list(_case_rules(case, root, filename))
+        return None, validation_problems(err, doc, filename)
+    return case, list(_case_rules(case, doc, filename))
 
 
-def _case_rules(case: Case, root: Any, filename: str) -> Iterator[Problem]:
+def _case_rules(case: Case, doc: YamlDoc, filename: str) -> Iterator[Problem]:
     def problem(loc: tuple[Any, ...], message: str, severity: str = "error") -> Problem:
         path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
-        return Problem(filename, line_of(root, loc), path, message, severity)
+        return Problem(filename, doc.line_of(loc), path, message, severity)
 
     # Duplicated ids and codes: scores and rubrics refer to them, so each must be unique.
     for section, key in (
@@ -201,14 +204,16 @@ def lint_source(src: Path) -> tuple[list[Case], list[Problem]]:
     meta_path = src / "pack.yaml"
     if not meta_path.is_file():
         return [], [Problem(str(meta_path), None, "", "missing pack.yaml (id, version, title...)")]
-    text = meta_path.read_text(encoding="utf-8")
     try:
-        root = parse_yaml_rt(text, str(meta_path))
-        PackMeta.model_validate(to_plain(root))
+        meta = parse_yaml(read_source(meta_path), str(meta_path))
+        if not isinstance(meta.data, dict):
+            problems.append(Problem(str(meta_path), 1, "", "pack.yaml must be a YAML mapping"))
+        else:
+            PackMeta.model_validate(meta.data)
     except CaseFormatError as err:
-        problems.append(Problem(str(meta_path), None, "", str(err)))
+        problems.append(_read_problem(err, str(meta_path)))
     except ValidationError as err:
-        problems += validation_problems(err, root, str(meta_path))
+        problems += validation_problems(err, meta, str(meta_path))
 
     case_files = sorted((src / CASES_DIR).glob("*.yaml")) if (src / CASES_DIR).is_dir() else []
     if not case_files:
@@ -217,11 +222,11 @@ def lint_source(src: Path) -> tuple[list[Case], list[Problem]]:
     ids: dict[str, str] = {}
     for path in case_files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            problems.append(Problem(str(path), None, "", f"cannot read: {err}"))
+            data = read_source(path)
+        except CaseFormatError as err:
+            problems.append(_read_problem(err, str(path)))
             continue
-        case, found = lint_case_text(text, str(path))
+        case, found = lint_case_text(data, str(path))
         problems += found
         if case is None:
             continue

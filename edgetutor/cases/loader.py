@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ..errors import CaseFormatError
+from ..textsafe import one_line
 from .packmeta import PackMeta
+from .safeyaml import MAX_YAML_BYTES, YamlDoc, read_yaml
 from .schema import Case
 
 
@@ -28,55 +26,18 @@ class Problem:
     severity: str = "error"  # "error" or "warning"
 
     def __str__(self) -> str:
+        # Field names and messages can quote the file's text: printed as one line, no escapes.
         where = f"{self.file}:{self.line}" if self.line else self.file
-        field = f" {self.path}:" if self.path else ""
-        return f"{where}: {self.severity}:{field} {self.message}"
+        field = f" {one_line(self.path, 500)}:" if self.path else ""
+        return f"{one_line(where, 500)}: {self.severity}:{field} {one_line(self.message, 1000)}"
 
 
-def _safe_yaml() -> YAML:
-    # The C parser (ruamel.yaml.clib) is ~5x faster than the pure one; ruamel falls back by itself.
-    return YAML(typ="safe")
+def parse_yaml(text: str | bytes, filename: str) -> YamlDoc:
+    """Plain data with the line of each key and list item, through the checks of `safeyaml`.
 
-
-def parse_yaml_rt(text: str, filename: str) -> Any:
-    """Round-trip parse (keeps line numbers). Raises CaseFormatError on a syntax error."""
-    try:
-        return YAML(typ="rt").load(io.StringIO(text))
-    except MarkedYAMLError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else None
-        raise CaseFormatError(f"{filename}:{line}: YAML syntax error: {err.problem}") from err
-    except YAMLError as err:
-        raise CaseFormatError(f"{filename}: YAML error: {err}") from err
-
-
-def to_plain(node: Any) -> Any:
-    """ruamel's CommentedMap/Seq to plain dict/list (pydantic validates plain data faster)."""
-    if isinstance(node, dict):
-        return {str(k): to_plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [to_plain(v) for v in node]
-    return node
-
-
-def line_of(root: Any, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the deepest node on `loc` that exists in the YAML tree."""
-    node = root
-    line: int | None = getattr(getattr(root, "lc", None), "line", None)
-    for part in loc:
-        if isinstance(node, CommentedMap) and isinstance(part, str):
-            if part not in node:
-                break
-            line = node.lc.key(part)[0]
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int):
-            if part >= len(node):
-                break
-            line = node.lc.item(part)[0]
-            node = node[part]
-        else:
-            # pydantic adds tags such as 'function-after[...]' for validators: skip them.
-            continue
-    return None if line is None else line + 1
+    Raises CaseFormatError naming the file and line.
+    """
+    return read_yaml(text, filename)
 
 
 def format_loc(loc: tuple[Any, ...]) -> str:
@@ -91,7 +52,7 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def validation_problems(err: ValidationError, root: Any, filename: str) -> list[Problem]:
+def validation_problems(err: ValidationError, doc: YamlDoc, filename: str) -> list[Problem]:
     problems = []
     for e in err.errors():
         loc = tuple(e["loc"])
@@ -100,41 +61,51 @@ def validation_problems(err: ValidationError, root: Any, filename: str) -> list[
             msg = "unknown field"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        problems.append(Problem(filename, line_of(root, loc), format_loc(loc), msg))
+        problems.append(Problem(filename, doc.line_of(loc), format_loc(loc), msg))
     return problems
 
 
-def parse_case_text(text: str, filename: str) -> Case:
-    """Validate one case file's text. Raises CaseFormatError naming file, line and field."""
+def parse_case_text(text: str | bytes, filename: str) -> Case:
+    """Validate one case file's text (or bytes). Raises CaseFormatError naming file, line and field."""
+    doc = read_yaml(text, filename)
+    if not isinstance(doc.data, dict):
+        raise CaseFormatError(f"{filename}:1: a case file must be a YAML mapping", file=filename, line=1)
     try:
-        data = _safe_yaml().load(io.StringIO(text))
-    except YAMLError:
-        parse_yaml_rt(text, filename)  # re-parse to get a marked error message
-        raise
-    try:
-        return Case.model_validate(data)
+        return Case.model_validate(doc.data)
     except ValidationError as err:
-        root = parse_yaml_rt(text, filename)
-        problems = validation_problems(err, root, filename)
+        problems = validation_problems(err, doc, filename)
         first = problems[0]
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise CaseFormatError(f"{first}{more}") from err
 
 
+def read_source(path: Path) -> bytes:
+    """The bytes of a case file or pack.yaml, refused unread if larger than a YAML file may be.
+
+    Raises CaseFormatError.
+    """
+    try:
+        if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+            raise CaseFormatError(f"{path}: not a regular file", file=str(path), reason="not a regular file")
+        with path.open("rb") as f:
+            data = f.read(MAX_YAML_BYTES + 1)
+    except OSError as err:
+        raise CaseFormatError(f"{path}: cannot read: {err.strerror or err}", file=str(path)) from err
+    return data  # decode() refuses it if it is one byte too long
+
+
 def load_case(path: Path) -> Case:
     """Read and validate a case file. Raises CaseFormatError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise CaseFormatError(f"{path}: cannot read case file: {err}") from err
-    return parse_case_text(text, str(path))
+    return parse_case_text(read_source(path), str(path))
 
 
-def parse_pack_meta(text: str, filename: str) -> PackMeta:
+def parse_pack_meta(text: str | bytes, filename: str) -> PackMeta:
     """Validate a pack.yaml. Raises CaseFormatError."""
-    root = parse_yaml_rt(text, filename)
+    doc = read_yaml(text, filename)
+    if not isinstance(doc.data, dict):
+        raise CaseFormatError(f"{filename}:1: pack.yaml must be a YAML mapping", file=filename, line=1)
     try:
-        return PackMeta.model_validate(to_plain(root))
+        return PackMeta.model_validate(doc.data)
     except ValidationError as err:
-        problems = validation_problems(err, root, filename)
+        problems = validation_problems(err, doc, filename)
         raise CaseFormatError(str(problems[0])) from err

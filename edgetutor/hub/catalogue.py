@@ -40,12 +40,22 @@ def _manifest(path: Path) -> Manifest:
             if info.file_size > MAX_MANIFEST_BYTES:
                 raise HubError(f"{path.name}: manifest.json is implausibly large")
             raw = zf.read(MANIFEST)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise HubError(f"{path.name} is not a pack file: {err}") from err
+    except HubError:
+        raise
+    except Exception as err:  # noqa: BLE001 - zipfile raises many kinds (encrypted, unknown method...)
+        raise HubError(f"{path.name} is not a pack file: {str(err)[:200]}") from err
     try:
         return Manifest.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as err:
+    except (ValueError, ValidationError, RecursionError) as err:
         raise HubError(f"{path.name}: manifest.json is not a valid pack manifest") from err
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def publish(db: HubDB, path: Path) -> dict[str, Any]:
@@ -57,7 +67,7 @@ def publish(db: HubDB, path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise HubError(f"no such pack file: {path}")
     manifest = _manifest(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = _file_digest(path)
     if db.pack(digest) is not None:
         raise HubError(f"{manifest.pack_id} v{manifest.version} is already published ({digest[:12]})")
     if db.pack_version(manifest.pack_id, manifest.version) is not None:

@@ -66,6 +66,7 @@ def hub_enroll(db_path: Path, site: str, label: str | None) -> None:
 @EXISTING_DB_OPTION
 def hub_devices(db_path: Path) -> None:
     """List enrolled devices: site, label, last sync, acknowledged sequence, anomalies."""
+    from ..textsafe import one_line
     from .db import HubDB
 
     with HubDB(db_path) as db:
@@ -75,11 +76,12 @@ def hub_devices(db_path: Path) -> None:
         click.echo("No devices enrolled.")
         return
     header = ("DEVICE", "SITE", "LABEL", "ENROLLED", "LAST SYNC", "ACKED", "REVOKED", "ANOMALIES")
+    # Labels come from devices: shown on one line, without terminal escapes.
     rows = [
         (
-            d.id,
-            d.site,
-            d.label or "",
+            one_line(d.id, 64),
+            one_line(d.site, 100),
+            one_line(d.label or "", 100),
             d.enrolled[:19],
             (d.last_sync or "never")[:19],
             str(d.acked_seq),
@@ -114,20 +116,28 @@ def hub_revoke(device_id: str, db_path: Path) -> None:
 @EXISTING_DB_OPTION
 def hub_import(bundle: Path, db_path: Path) -> None:
     """Import a USB results bundle (.etres); importing it again changes nothing."""
+    from ..textsafe import one_line
     from .db import HubDB
     from .ingest import import_bundle
 
     with HubDB(db_path) as db:
         result = import_bundle(db, bundle)
     reply = result.reply
+    # Ids and reasons can quote the bundle: printed on one line, without terminal escapes.
+    device = one_line(result.device_id, 64)
     if result.enrolled:
-        click.echo(f"Enrolled device {result.device_id} at site {result.site!r} from the bundle's token")
+        click.echo(f"Enrolled device {device} at site {one_line(repr(result.site))} from the bundle's token")
     click.echo(
-        f"{bundle.name}: device {result.device_id}: {reply['accepted']} new, {reply['replayed']} already present,"
-        f" {len(reply['rejected'])} refused; acknowledged up to seq {reply['acked_seq']}"
+        one_line(
+            f"{bundle.name}: device {device}: {reply['accepted']} new, {reply['replayed']} already present,"
+            f" {len(reply['rejected'])} refused; acknowledged up to seq {reply['acked_seq']}",
+            1000,
+        )
     )
     for item in reply["rejected"]:
-        click.echo(f"Refused seq {item['seq']} ({item['event_id']}): {item['reason']}", err=True)
+        click.echo(
+            one_line(f"Refused seq {item['seq']} ({item['event_id']}): {item['reason']}", 500), err=True
+        )
     if reply["rejected"]:
         sys.exit(1)
 

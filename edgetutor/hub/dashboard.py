@@ -85,6 +85,8 @@ def render(db: HubDB) -> str:
         f'<div class="card" id="attempts">Attempts<b>{data["attempts"]}</b></div>',
         f'<div class="card" id="pass-rate">Pass rate<b>{_pct(data["pass_rate"])}</b></div>',
         f'<div class="card" id="devices">Devices<b>{len(data["devices"])}</b></div>',
+        f'<div class="card" id="practice" title="Results from demo packs: not counted above">'
+        f"Practice (demo packs)<b>{data['practice']}</b></div>",
         "</div><br>",
     ]
 

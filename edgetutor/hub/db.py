@@ -123,6 +123,16 @@ def m001_hub(db: HubDB) -> None:
     )
 
 
+@migration
+def m002_practice(db: HubDB) -> None:
+    # Results from demo packs (signed with a key anyone has) are practice, never cohort results.
+    from ..packs.trust import DEMO_PACK_IDS
+
+    db.run("ALTER TABLE events ADD COLUMN practice INTEGER NOT NULL DEFAULT 0")
+    marks = ", ".join("?" for _ in DEMO_PACK_IDS)
+    db.run(f"UPDATE events SET practice = 1 WHERE pack_id IN ({marks})", DEMO_PACK_IDS)
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     id: str
@@ -157,7 +167,7 @@ def _device(row: Any) -> Device:
 EVENT_COLUMNS = (
     "event_id device_id seq hash prev created received via body attempt_id trainee_ref trainee_name "
     "pack_id pack_version case_id case_version case_title specialty competencies model started ended "
-    "seconds turns score passed scorer_version"
+    "seconds turns score passed scorer_version practice"
 ).split()
 
 
@@ -321,12 +331,16 @@ class HubDB:
             row = self.one("SELECT COUNT(*) AS n FROM events WHERE device_id = ?", (device_id,))
         return int(row["n"]) if row else 0
 
+    def practice_count(self) -> int:
+        row = self.one("SELECT COUNT(*) AS n FROM events WHERE practice = 1")
+        return int(row["n"]) if row else 0
+
     def scored_events(self) -> list[dict[str, Any]]:
         """The columns reports need, joined with the device's site and label."""
         return self.rows(
             "SELECT e.event_id, e.device_id, d.site, d.label, e.attempt_id, e.trainee_ref, e.trainee_name,"
             " e.case_id, e.case_title, e.specialty, e.competencies, e.started, e.ended, e.seconds, e.turns,"
-            " e.score, e.passed, e.created, e.received, e.seq"
+            " e.score, e.passed, e.created, e.received, e.seq, e.practice"
             " FROM events e JOIN devices d ON d.id = e.device_id ORDER BY e.device_id, e.seq"
         )
 

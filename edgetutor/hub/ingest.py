@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import KeyFileError
 from ..packs.signing import key_id, parse_public_key
+from ..packs.trust import DEMO_PACK_IDS
 from ..sync import protocol
 from . import HubError
 from .db import Device, HubDB, now, token_hash
@@ -38,6 +40,16 @@ log = logging.getLogger("edgetutor.hub")
 
 NOT_PROCESSED = "not processed: follows a refused event"
 MAX_BATCH = 5000
+# One result is ~2-5 kB; a device caps what it puts in one (sync.events). Anything far larger is
+# refused rather than stored and rendered on the dashboard.
+MAX_EVENT_BYTES = 64 * 1024
+# JSON from devices nests ~5 levels; deeper is refused before anything walks it recursively.
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_DIGITS = 30
+# Enrollment fields: a token is 32 characters, a device id 16, an Ed25519 PEM key 113.
+MAX_TOKEN_CHARS = 200
+MAX_KEY_CHARS = 1000
+MAX_LABEL_CHARS = 100
 
 
 @dataclass
@@ -103,6 +115,11 @@ def enroll(
     """
     if not all(isinstance(v, str) and v for v in (token, device_id, public_key)):
         raise HubError("enrollment needs a token, a device_id and a public_key", 400)
+    if len(token) > MAX_TOKEN_CHARS or len(device_id) > 64 or len(public_key) > MAX_KEY_CHARS:
+        raise HubError("enrollment token, device_id or public_key is implausibly long", 400)
+    if proof is not None and (not isinstance(proof, str) or len(proof) > MAX_TOKEN_CHARS):
+        raise HubError("enrollment proof does not verify with the public key")
+    label = label.strip()[:MAX_LABEL_CHARS] if isinstance(label, str) else None
     try:
         key = _public_key(public_key)
     except KeyFileError as err:
@@ -131,7 +148,7 @@ def enroll(
             raise HubError(
                 f"device {device_id} is already enrolled" + (" and revoked" if existing.revoked else "")
             )
-        label = row["label"] or (label.strip() if isinstance(label, str) and label.strip() else None)
+        label = row["label"] or label or None
         db.add_device(device_id, public_key, row["site"], label, row["hash"], via, protocol.GENESIS)
         db.use_token(row["hash"], device_id)
         device = db.device(device_id)
@@ -210,6 +227,7 @@ def columns(event: dict[str, Any], via: str, received: str) -> dict[str, Any]:
         "score": _typed(_text(p, "score", "total"), (int, float)),
         "passed": None if not isinstance(passed, bool) else int(passed),
         "scorer_version": _typed(_text(p, "score", "scorer_version"), str),
+        "practice": int(_typed(_text(p, "pack", "id"), str) in DEMO_PACK_IDS),
     }
 
 
@@ -262,7 +280,7 @@ def ingest(
         for event in events:
             ev_id = event.get("event_id") if isinstance(event, dict) else None
             seq = event.get("seq") if isinstance(event, dict) else None
-            ev_id = ev_id if isinstance(ev_id, str) else None
+            ev_id = ev_id[:64] if isinstance(ev_id, str) else None
             seq = _typed(seq, int)
             if stopped:
                 result.rejected.append({"event_id": ev_id, "seq": seq, "reason": NOT_PROCESSED})
@@ -306,6 +324,12 @@ def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: 
         and event["device_id"] != device_id
     ):
         return "event belongs to another device"
+    try:
+        size = len(protocol.canonical(event))
+    except (TypeError, ValueError, RecursionError):
+        return "malformed event"
+    if size > MAX_EVENT_BYTES:
+        return f"event of {size:,} bytes: at most {MAX_EVENT_BYTES // 1024} kB"
     problem = protocol.check_event(event, key)
     if problem is not None:
         return problem
@@ -334,12 +358,74 @@ def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: 
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+class _Refused(ValueError):
+    """JSON that parses but is refused (a NaN, a huge number, a repeated key)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Refused("a number too large to store")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _Refused(f"a number of {len(text):,} digits")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A repeated key means two readers may see two different objects: refused, not "last wins".
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _Refused(f"the key {repeated[:40]!r} appears twice in one object")
+    return obj
+
+
+def json_depth_ok(data: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if `data` nests at most `limit` lists/objects deep (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return True
+
+
 def parse_json(raw: bytes, what: str) -> Any:
-    """Raises HubError 400 if `raw` is not JSON or holds text that is not valid Unicode."""
+    """The JSON in `raw`. Raises HubError 400 for anything but UTF-8 JSON of plain text, finite
+    numbers of at most MAX_NUMBER_DIGITS digits, unique keys and at most MAX_JSON_DEPTH levels."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise HubError(f"{what} is not JSON (not UTF-8 text)", 400) from err
+    try:
+        data = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except _Refused as err:
+        raise HubError(f"{what} is refused: {err}", 400) from err
+    except RecursionError as err:
+        raise HubError(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)", 400) from err
+    except ValueError as err:
         raise HubError(f"{what} is not JSON", 400) from err
+    if not json_depth_ok(data):
+        raise HubError(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)", 400)
     if _SURROGATE.search(raw):
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
@@ -352,7 +438,8 @@ def idempotency_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+# 64 MB is ~20,000 results: a bundle is parsed whole, and parsed JSON takes ~10x its size.
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -372,9 +459,12 @@ def import_bundle(db: HubDB, path: Path) -> ImportResult:
     device is unknown (without a token), revoked, or the token is refused.
     """
     try:
-        if path.stat().st_size > MAX_BUNDLE_BYTES:
+        if not path.is_file():
+            raise HubError(f"{path} is not a results bundle file")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BUNDLE_BYTES + 1)
+        if len(raw) > MAX_BUNDLE_BYTES:
             raise HubError(f"{path.name} is too large to be a results bundle")
-        raw = path.read_bytes()
     except OSError as err:
         raise HubError(f"cannot read {path}: {err.strerror or err}") from err
     bundle = parse_json(raw, f"{path.name} (a results bundle)")
@@ -382,12 +472,16 @@ def import_bundle(db: HubDB, path: Path) -> ImportResult:
         not isinstance(bundle, dict)
         or bundle.get("kind") != protocol.BUNDLE_KIND
         or not isinstance(bundle.get("device_id"), str)
+        or not 0 < len(bundle["device_id"]) <= 64
         or not isinstance(bundle.get("public_key"), str)
+        or len(bundle["public_key"]) > MAX_KEY_CHARS
         or not isinstance(bundle.get("events"), list)
     ):
         raise HubError(f"{path.name} is not an EdgeTutor results bundle")
-    if bundle.get("v") != protocol.PROTOCOL_VERSION:
-        raise HubError(f"{path.name}: unsupported bundle version {bundle.get('v')!r}")
+    version = bundle.get("v")
+    if version != protocol.PROTOCOL_VERSION or isinstance(version, bool):
+        shown = repr(version)[:40] if isinstance(version, str | int | float) or version is None else "?"
+        raise HubError(f"{path.name}: unsupported bundle version {shown}")
     device_id: str = bundle["device_id"]
     with db.write():
         device = db.device(device_id, lock=True)
@@ -447,7 +541,7 @@ def _ingest_all(db: HubDB, device_id: str, events: list[Any]) -> dict[str, Any]:
                 ev_id = event.get("event_id") if isinstance(event, dict) else None
                 total["rejected"].append(
                     {
-                        "event_id": ev_id if isinstance(ev_id, str) else None,
+                        "event_id": ev_id[:64] if isinstance(ev_id, str) else None,
                         "seq": seq,
                         "reason": NOT_PROCESSED,
                     }

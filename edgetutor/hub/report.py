@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..textsafe import one_line
 from .db import HubDB, now
 
 AXES = ("trainee", "case", "competency", "site", "device")
@@ -93,11 +94,14 @@ def _rate(flags: list[bool]) -> float | None:
 
 
 def attempts(db: HubDB) -> list[Attempt]:
-    """Every scored attempt, one per (device, attempt id), oldest first."""
+    """Every scored attempt, one per (device, attempt id), oldest first; practice results (from
+    demo packs) are left out."""
     by_attempt: dict[tuple[str, str], Attempt] = {}
     for r in db.scored_events():
         if r["score"] is None or r["case_id"] is None:
             continue  # an event without a score or a case cannot be reported on
+        if r.get("practice"):
+            continue  # a demo pack: anyone can sign one, so its scores are not cohort results
         try:
             comps = tuple(c for c in json.loads(r["competencies"] or "[]") if isinstance(c, str))
         except ValueError:
@@ -281,7 +285,9 @@ def overview(db: HubDB) -> dict[str, Any]:
         items = attempts(db)
         devices = _by_device(db, items)
         anomalies = db.anomalies(50)
+        practice = db.practice_count()
     return {
+        "practice": practice,
         "trainees": len({(a.site, a.trainee) for a in items}),
         "attempts": len(items),
         "pass_rate": _rate([a.passed for a in items]),
@@ -325,7 +331,10 @@ def format_report(report: dict[str, Any], fmt: str) -> str:
         return out.getvalue()
     if not report["rows"]:
         return f"No results yet (report by {report['by']}).\n"
-    cells = [[c.upper() for c in columns]] + [[_cell(r.get(c)) for c in columns] for r in report["rows"]]
+    # A terminal table: names from devices lose control characters (escape sequences, newlines).
+    cells = [[c.upper() for c in columns]] + [
+        [one_line(_cell(r.get(c)), 200) for c in columns] for r in report["rows"]
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     return "".join(
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in cells

@@ -8,6 +8,7 @@ work itself is serialised by HubDB's lock and SQLite's write lock.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -15,12 +16,15 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..sync import protocol
+from ..textsafe import one_line
 from . import HubError
 from .catalogue import catalogue, pack_file
 from .db import HubDB
@@ -28,7 +32,8 @@ from .ingest import enroll, idempotency_hash, ingest, parse_json
 
 log = logging.getLogger("edgetutor.hub")
 
-MAX_BODY = 64 * 1024 * 1024
+# A batch of 200 results is ~0.5 MB; a request is refused past this, before it is read whole.
+MAX_BODY = 16 * 1024 * 1024
 # The dashboard runs no script at all: even a name that slipped past escaping could not execute.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -39,14 +44,58 @@ def _error(message: str, status: int) -> JSONResponse:
 
 async def _json_body(request: Request) -> tuple[Any, bytes]:
     """The parsed JSON body and its bytes; read with a size cap, never whole before the check."""
+    too_large = HubError(f"request body larger than {MAX_BODY // (1024 * 1024)} MB", 413)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise HubError(f"request body larger than {MAX_BODY // (1024 * 1024)} MB", 413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect as err:
+        # Nothing to answer; one line in the log (on_hub_error), not a traceback.
+        raise HubError(f"the client disconnected after {size:,} bytes of the request", 400) from err
     body = b"".join(chunks)
-    return parse_json(body, "request body"), body
+    # Parsing a body of several MB takes a while: off the event loop, so pings keep answering.
+    return await run_in_threadpool(parse_json, body, "request body"), body
+
+
+class OneLineErrors:
+    """ASGI middleware: an exception no handler expected is logged as one line and answered
+    with a JSON 500, instead of uvicorn's "Exception in ASGI application" traceback.
+    EDGETUTOR_DEBUG=1 logs the traceback too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as err:
+            log.error(
+                "internal error on %s %s: %s: %s",
+                scope.get("method"),
+                one_line(str(scope.get("path")), 200),
+                type(err).__name__,
+                one_line(str(err), 300),
+                exc_info=bool(os.environ.get("EDGETUTOR_DEBUG")),
+            )
+            if not started:
+                await _error("internal error", 500)(scope, receive, send)
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -148,8 +197,14 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
     async def on_hub_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HubError)
         client = request.client.host if request.client else "?"
+        # One line, whatever the request held: a name with a newline cannot forge log lines.
         log.warning(
-            "refused %s %s from %s (%d): %s", request.method, request.url.path, client, exc.status, exc
+            "refused %s %s from %s (%d): %s",
+            request.method,
+            one_line(request.url.path, 200),
+            client,
+            exc.status,
+            one_line(str(exc), 500),
         )
         return _error(str(exc), exc.status)
 
@@ -168,7 +223,11 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
         Route(f"{api}/packs/{{digest}}.etpack", pack_download),
         Route(f"{api}/report", report_ep),
     ]
-    return Starlette(routes=routes, exception_handlers={HubError: on_hub_error})
+    return Starlette(
+        routes=routes,
+        exception_handlers={HubError: on_hub_error},
+        middleware=[Middleware(OneLineErrors)],
+    )
 
 
 def serve(

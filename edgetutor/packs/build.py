@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 from ..cases.lint import lint_source
-from ..cases.loader import parse_pack_meta
+from ..cases.loader import parse_pack_meta, read_source
 from ..errors import CasePackError
 from ..fsutil import atomic_write_bytes
 from .manifest import MANIFEST, SIGNATURE, FileEntry, Manifest, check_member_path
@@ -36,6 +36,10 @@ def source_files(src: Path) -> list[tuple[str, Path]]:
             raise CasePackError(f"{path} is a symbolic link: packs hold regular files only")
         if path.is_dir():
             continue
+        if not path.is_file():
+            raise CasePackError(
+                f"{path} is not a regular file (a pipe or a device): packs hold regular files only"
+            )
         problem = check_member_path(rel)
         if problem:
             raise CasePackError(f"{path}: cannot be packed ({problem})")
@@ -58,7 +62,7 @@ def build_pack(src: Path, key_path: Path, out: Path, created: dt.datetime | None
 def write_pack(src: Path, key_path: Path, out: Path, created: dt.datetime | None = None) -> Manifest:
     """Sign and write SRC as a pack without linting it (build_pack lints first)."""
     key = load_private_key(key_path)
-    meta = parse_pack_meta((src / "pack.yaml").read_text(encoding="utf-8"), str(src / "pack.yaml"))
+    meta = parse_pack_meta(read_source(src / "pack.yaml"), str(src / "pack.yaml"))
     files = source_files(src)
     contents = {rel: path.read_bytes() for rel, path in files}
     manifest = Manifest(

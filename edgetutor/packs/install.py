@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..cases.loader import parse_case_text
+from ..cases.loader import parse_case_text, parse_pack_meta
+from ..cases.safeyaml import MAX_YAML_BYTES
 from ..errors import CaseFormatError, CasePackError, EdgeTutorError
 from ..fsutil import atomic_write_bytes, fsync_dir
 from .manifest import MANIFEST, SIGNATURE
 from .reader import OpenedPack, open_pack
-from .trust import TrustStore
+from .trust import DEMO_PACK_IDS, TrustStore
 
 REGISTRY = "registry.json"
 # The pack's own files go under FILES, apart from the signed manifest and our index, so that no
@@ -133,7 +134,7 @@ class PackStore:
         data = self._registry()
         out = []
         for pid, e in sorted(data["packs"].items()):
-            key = self.trust.get(e["publisher_key_id"])
+            key = self.trust.vouching(e["publisher_key_id"], pid)
             publisher = key.label if key else f"{e['publisher']} [publisher key no longer trusted]"
             out.append(
                 InstalledPack(
@@ -175,7 +176,7 @@ class PackStore:
         # between (a flaky USB stick) is still caught.
         pack = open_pack(pack_path, self.trust)
         pack.read_all()
-        index = _index_cases(pack)
+        index = check_sources(pack)
         with self._locked():
             m = pack.manifest
             digest = m.content_digest()
@@ -312,7 +313,8 @@ class PackStore:
     def case(self, case_id: str) -> CaseEntry:
         """The installed case with this id. Raises CasePackError (with suggestions) if none."""
         cases = self.cases()
-        for entry in cases:
+        # A case id in a demo pack (which anyone can sign) never shadows the same id in a real pack.
+        for entry in sorted(cases, key=lambda e: e.pack_id in DEMO_PACK_IDS):
             if entry.id == case_id:
                 return entry
         close = difflib.get_close_matches(case_id, [c.id for c in cases], n=3, cutoff=0.5)
@@ -323,7 +325,7 @@ class PackStore:
         """Cases of installed packs whose publisher is still trusted."""
         out = []
         for pack in self.installed():
-            if not include_untrusted and self.trust.get(pack.publisher_key_id) is None:
+            if not include_untrusted and self.trust.vouching(pack.publisher_key_id, pack.pack_id) is None:
                 continue
             try:
                 index = json.loads((pack.dir / "cases.json").read_text(encoding="utf-8"))
@@ -350,23 +352,36 @@ class PackStore:
         return out
 
 
-def _index_cases(pack: OpenedPack) -> list[dict[str, str]]:
-    """Parse every case of a verified pack; the index lets listings skip the YAML.
+def check_sources(pack: OpenedPack) -> list[dict[str, str]]:
+    """Parse every case (and pack.yaml) of a verified pack; returns the case index that lets
+    listings skip the YAML. `pack verify` and install both call this, so a pack that verifies
+    installs.
 
-    Raises CasePackError naming the file and line of the first malformed case.
+    Raises CasePackError naming the file and line of the first malformed source.
     """
     index: list[dict[str, str]] = []
+    seen: set[str] = set()
     for entry in pack.manifest.files:
-        if not (entry.path.startswith("cases/") and entry.path.endswith(".yaml")):
+        is_case = entry.path.startswith("cases/") and entry.path.endswith(".yaml")
+        if not is_case and entry.path != "pack.yaml":
             continue
+        if entry.size > MAX_YAML_BYTES:
+            # Refused before it is read: a YAML file is never held in memory past this size.
+            raise pack.refuse(
+                f"{entry.path} is {entry.size:,} bytes, larger than the {MAX_YAML_BYTES // 1024} kB a case "
+                "file or pack.yaml may be"
+            )
         try:
-            case = parse_case_text(pack.read_bytes(entry.path).decode("utf-8"), entry.path)
-        except UnicodeDecodeError as err:
-            raise pack.refuse(f"malformed case: {entry.path} is not UTF-8 text") from err
+            data = pack.read_bytes(entry.path)
+            if not is_case:
+                parse_pack_meta(data, entry.path)
+                continue
+            case = parse_case_text(data, entry.path)
         except CaseFormatError as err:
-            raise pack.refuse(f"malformed case: {err}") from err
-        if any(c["id"] == case.id for c in index):
+            raise pack.refuse(f"malformed {'case' if is_case else 'pack.yaml'}: {err}") from err
+        if case.id in seen:
             raise pack.refuse(f"case id {case.id} appears twice")
+        seen.add(case.id)
         p = case.patient
         index.append(
             {
@@ -390,22 +405,43 @@ def _write_chunk(out: Any, chunk: bytes) -> None:
 
 
 def find_packs(path: Path, max_depth: int = 3) -> list[Path]:
-    """Pack files at PATH: the file itself, or every *.etpack under a folder (a USB stick)."""
+    """Pack files at PATH: the file itself, or every *.etpack under a folder (a USB stick).
+
+    Folders are walked at most `max_depth` levels down and symbolic links to folders are not
+    followed, so a stick with a huge tree or a link loop is still read quickly.
+    """
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise CasePackError(f"no such file or folder: {path}")
     found = []
-    for candidate in sorted(path.rglob("*.etpack")):
-        if len(candidate.relative_to(path).parts) <= max_depth and candidate.is_file():
-            found.append(candidate)
+    level = [path]
+    for _ in range(max_depth):
+        below = []
+        for folder in level:
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue  # an unreadable folder holds no packs we can install
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        below.append(Path(entry.path))
+                    elif entry.name.endswith(".etpack") and entry.is_file():
+                        found.append(Path(entry.path))
+                except OSError:
+                    continue
+        level = below
     if not found:
         raise CasePackError(f"no .etpack files found in {path}")
-    return found
+    return sorted(found)
 
 
 def install_path(path: Path, store: PackStore | None = None) -> list[InstallResult | EdgeTutorError]:
-    """Install every pack at PATH; one result or error per pack, in order."""
+    """Install every pack at PATH; one result or error per pack, in order.
+
+    A bad pack never stops the others: any failure, even one not foreseen, is that pack's error.
+    """
     store = store or PackStore()
     results: list[InstallResult | EdgeTutorError] = []
     for pack in find_packs(path):
@@ -413,4 +449,11 @@ def install_path(path: Path, store: PackStore | None = None) -> list[InstallResu
             results.append(store.install(pack))
         except EdgeTutorError as err:
             results.append(err)
+        except Exception as err:  # noqa: BLE001 - one pack's surprise must not cost the others
+            results.append(unexpected(pack, err))
     return results
+
+
+def unexpected(pack: Path, err: BaseException) -> CasePackError:
+    """A one-line refusal for a failure no check foresaw (the traceback is not for trainees)."""
+    return CasePackError(f"refused {pack.name}: could not be read ({type(err).__name__}: {str(err)[:200]})")

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import stat
 import struct
 import zipfile
@@ -31,6 +32,14 @@ from .signing import verify
 from .trust import TrustedKey, TrustStore
 
 CHUNK = 256 * 1024
+# Bytes inflated per step, whatever a member's declared size: deflate expands up to ~1,000x, so
+# the output of one read must be bounded on its own (a 1 GB member of zeros once took 840 MB).
+OUT_CHUNK = 1024 * 1024
+# A pack holds cases and their attributions, not media: far more is not a pack.
+MAX_MEMBERS = 10_000
+MAX_PACK_CONTENT = 2 * 1024**3
+# The central directory of MAX_MEMBERS entries with long names and extras is at most ~4 MB.
+MAX_DIRECTORY = 4 * 1024 * 1024
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 _LOCAL_MAGIC = 0x04034B50
 
@@ -75,6 +84,7 @@ class OpenedPack:
                     out.close()
 
     def read_bytes(self, path: str) -> bytes:
+        """A whole member in memory: only for small files (callers check the declared size)."""
         entry = next(e for e in self.manifest.files if e.path == path)
         return b"".join(self.stream(entry))
 
@@ -88,10 +98,18 @@ def open_pack(path: Path, trust: TrustStore) -> OpenedPack:
     if not path.is_file():
         raise CasePackError(f"no such pack file: {path}")
     try:
+        members, directory = _directory_size(path)
+        if members > MAX_MEMBERS + 2 or directory > MAX_DIRECTORY:
+            raise refuse(
+                f"its directory declares {members:,} entries in {directory:,} bytes: a pack holds at most "
+                f"{MAX_MEMBERS:,} files"
+            )
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise refuse(f"not a valid pack (zip) file: {err}") from err
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as err:
+        raise refuse(f"not a valid pack (zip) file: {str(err)[:200]}") from err
+    if len(infos) > MAX_MEMBERS + 2:
+        raise refuse(f"{len(infos):,} entries: a pack holds at most {MAX_MEMBERS:,} files")
 
     by_name: dict[str, zipfile.ZipInfo] = {}
     folded: dict[str, str] = {}
@@ -129,8 +147,10 @@ def open_pack(path: Path, trust: TrustStore) -> OpenedPack:
     # Signature first: nothing else in the manifest is believed before it checks out.
     try:
         claimed = json.loads(manifest_bytes)
-        kid = str(claimed["publisher_key_id"])
-    except (ValueError, KeyError, TypeError) as err:
+        kid = claimed["publisher_key_id"]
+        if not isinstance(kid, str) or not re.fullmatch(r"[0-9a-f]{16}", kid):
+            raise TypeError("publisher_key_id is not a key id")
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         raise refuse("manifest.json is not valid JSON with a publisher_key_id") from err
     publisher = trust.get(kid)
     if publisher is None:
@@ -148,6 +168,18 @@ def open_pack(path: Path, trust: TrustStore) -> OpenedPack:
     except ValidationError as err:
         first = err.errors()[0]
         raise refuse(f"invalid manifest: {'.'.join(map(str, first['loc']))}: {first['msg']}") from err
+    if not publisher.vouches_for(manifest.pack_id):
+        # Scoped trust: the demo key (whose private half is public) signs only the demo pack.
+        raise SignatureError(
+            f"refused {path.name}: publisher key {kid} ({publisher.label}) is trusted only for "
+            f"{publisher.scope_text()}, not for pack {manifest.pack_id!r}"
+        )
+    if len(manifest.files) > MAX_MEMBERS:
+        raise refuse(
+            f"the manifest lists {len(manifest.files):,} files: a pack holds at most {MAX_MEMBERS:,}"
+        )
+    if sum(e.size for e in manifest.files) > MAX_PACK_CONTENT:
+        raise refuse(f"the files add up to more than the {MAX_PACK_CONTENT // 1024**3} GB a pack may hold")
 
     listed: dict[str, FileEntry] = {}
     listed_folded: set[str] = set()
@@ -211,8 +243,9 @@ def _inflate(
                     out, pending = pending, b""
                 else:
                     try:
-                        # Never inflate more than one byte past the limit, however the data is built.
-                        out = inflater.decompress(pending, limit - produced + 1)
+                        # Never inflate more than one byte past the limit, and never more than
+                        # OUT_CHUNK at once: memory stays bounded whatever size is declared.
+                        out = inflater.decompress(pending, min(OUT_CHUNK, limit - produced + 1))
                     except zlib.error as err:
                         raise refuse(f"entry {info.filename!r} is corrupt ({err})") from err
                     pending = inflater.unconsumed_tail
@@ -228,3 +261,28 @@ def _inflate(
                 raise refuse(f"file {info.filename!r} inflates past its declared size of {limit} bytes")
             if tail:
                 yield tail
+
+
+def _directory_size(path: Path) -> tuple[int, int]:
+    """(entries, bytes) of the central directory as the zip's end record declares them, read
+    before zipfile builds one object per entry (it reads as many as the byte size allows)."""
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        tail_len = min(size, 22 + 65535)
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return 0, 0  # not a zip: zipfile says so with its own message
+        count, cd_size = struct.unpack("<HI", tail[at + 10 : at + 16])
+        locator = tail[at - 20 : at] if at >= 20 else b""
+        if locator[:4] == b"PK\x06\x07":
+            # Zip64: the real figures are in the Zip64 end record the locator points at.
+            (offset,) = struct.unpack("<Q", locator[8:16])
+            if offset < size:
+                f.seek(offset)
+                record = f.read(56)
+                if len(record) == 56 and record[:4] == b"PK\x06\x06":
+                    count, cd_size = struct.unpack("<QQ", record[32:48])
+    return int(count), int(cd_size)

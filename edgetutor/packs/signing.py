@@ -51,12 +51,26 @@ def generate(out_dir: Path, name: str = "publisher") -> tuple[Path, Path, str]:
     return private_path, public_path, key_id(key.public_key())
 
 
+# A PEM Ed25519 key is ~120 bytes: a larger "key file" (or /dev/zero) is never read whole.
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+def _read_key_file(path: Path, what: str) -> bytes:
+    try:
+        if path.exists() and not path.is_file():
+            raise KeyFileError(f"cannot read {what} {path}: not a regular file")
+        with path.open("rb") as f:
+            data = f.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as err:
+        raise KeyFileError(f"cannot read {what} {path}: {err.strerror or err}") from err
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"{path} is too large to be a key file")
+    return data
+
+
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Raises KeyFileError if the file is missing or not an Ed25519 private key."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise KeyFileError(f"cannot read private key {path}: {err.strerror or err}") from err
+    data = _read_key_file(path, "private key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as err:
@@ -79,11 +93,7 @@ def parse_public_key(pem: str | bytes, origin: str) -> Ed25519PublicKey:
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise KeyFileError(f"cannot read public key {path}: {err.strerror or err}") from err
-    return parse_public_key(data, str(path))
+    return parse_public_key(_read_key_file(path, "public key"), str(path))
 
 
 def sign(private_key: Ed25519PrivateKey, data: bytes) -> bytes:

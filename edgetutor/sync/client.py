@@ -51,6 +51,8 @@ BASE_DELAY = 0.5  # seconds before the 2nd try; then doubled each time, times a 
 TIMEOUT = 30.0  # seconds per request (a batch of 200 events is ~400 kB)
 BATCH_SIZE = 200
 MAX_PACK_BYTES = 1 << 30
+# A hub's JSON replies are a few kB (an acknowledgement, a pack list): far more is not a reply.
+MAX_REPLY_BYTES = 16 * 1024 * 1024
 _CHUNK = 1 << 16
 
 
@@ -163,21 +165,35 @@ def _request(
         req.add_header(name, value)
     try:
         with _opener().open(req, timeout=timeout) as resp:
-            raw = resp.read()
+            raw = resp.read(MAX_REPLY_BYTES + 1)
     except urllib.error.HTTPError as err:
         try:
-            detail = json.loads(err.read() or b"{}").get("error") or err.reason
-        except (ValueError, AttributeError, OSError, http.client.HTTPException):
-            detail = err.reason
+            detail = _short(json.loads(err.read(64 * 1024) or b"{}").get("error") or err.reason)
+        except (ValueError, AttributeError, OSError, RecursionError, http.client.HTTPException):
+            detail = _short(err.reason)
         if err.code >= 500 or err.code in (408, 429):
             raise _Transient(f"the hub answered {err.code} ({detail})") from err
         raise _Refused(err.code, str(detail)) from err
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise _Transient(_reason(err)) from err
+    if len(raw) > MAX_REPLY_BYTES:
+        raise SyncError(
+            f"{url} sent a reply larger than {MAX_REPLY_BYTES // (1024 * 1024)} MB: is it an EdgeTutor hub?"
+        )
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise SyncError(f"{url} did not answer with JSON: is it an EdgeTutor hub?") from err
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """A value from a hub reply as a short string; anything but text is named by its type only
+    (turning a deep structure into text could itself fail)."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 3] + "..."
+    if value is None or isinstance(value, bool | int | float):
+        return _short(str(value), limit)
+    return f"({type(value).__name__})"
 
 
 @dataclass
@@ -255,7 +271,12 @@ def sync(
             store.update_sync_state(last_error=str(err))
             raise
         if pull:
-            pull_packs(report.hub, _Retry(tries, base_delay, sleep), timeout, report)
+            try:
+                pull_packs(report.hub, _Retry(tries, base_delay, sleep), timeout, report)
+            except Exception as err:  # noqa: BLE001 - results are sent: a pack problem must not undo that
+                report.pack_errors.append(
+                    f"could not update packs ({type(err).__name__}: {_short(str(err))})"
+                )
         store.update_sync_state(last_sync=dt.datetime.now(dt.UTC), last_error=None)
         return report
 
@@ -369,8 +390,9 @@ class _Session:
             )
             if reply.get("device_id") != device_id:
                 raise SyncError("the hub enrolled another device id than this device's")
-            store.update_sync_state(enrolled=1, site=reply.get("site"), enroll_token=None)
-            report.enrolled_now, report.site = True, reply.get("site")
+            site = reply.get("site") if isinstance(reply.get("site"), str) else None
+            store.update_sync_state(enrolled=1, site=site, enroll_token=None)
+            report.enrolled_now, report.site = True, site
         ack = self._call("the acknowledgement query", "GET", f"/devices/{device_id}/ack")
         if ack.get("revoked"):
             raise SyncError(
@@ -402,7 +424,10 @@ class _Session:
             rejected = [r for r in reply.get("rejected") or [] if isinstance(r, dict)]
             if rejected:
                 bad = rejected[0]
-                why = f"the hub rejected result #{bad.get('seq')} (event {bad.get('event_id')}): {bad.get('reason')}"
+                why = (
+                    f"the hub rejected result #{_short(bad.get('seq'))} (event {_short(bad.get('event_id'))}): "
+                    f"{_short(bad.get('reason'))}"
+                )
                 store.note_send_failure(first, last, why)
                 raise SyncError(f"{why}; {_results(store.pending_count())} kept")
             if new_acked <= acked:
@@ -421,7 +446,7 @@ def pull_packs(hub: str, retry: _Retry, timeout: float, report: SyncReport) -> N
     rollback rule), exactly as from a USB stick; a refused pack is reported and the rest go on.
     """
     from .. import paths
-    from ..packs.install import PackStore
+    from ..packs.install import PackStore, unexpected
 
     try:
         listing = retry.call(lambda: _request("GET", _url(hub, "/packs"), timeout=timeout))
@@ -437,8 +462,8 @@ def pull_packs(hub: str, retry: _Retry, timeout: float, report: SyncReport) -> N
         if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("pack_id", "url")):
             report.pack_errors.append("the hub listed a malformed pack entry")
             continue
-        pack_id, version = item["pack_id"], item.get("version")
-        if not isinstance(version, int):
+        pack_id, version = _short(item["pack_id"], 80), item.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 0 < version < 2**63:
             report.pack_errors.append(f"the hub listed pack {pack_id} without a version")
             continue
         try:
@@ -452,9 +477,18 @@ def pull_packs(hub: str, retry: _Retry, timeout: float, report: SyncReport) -> N
         folder.mkdir(parents=True, exist_ok=True)
         # Downloaded next to the packs (same disk), never to /tmp, which may be a small RAM disk.
         with tempfile.TemporaryDirectory(prefix=".pack-download-", dir=folder) as tmp:
-            target = Path(tmp) / f"{pack_id}-{version}.etpack"
+            # A fixed name: the hub's pack id is not trusted as part of a path.
+            target = Path(tmp) / "download.etpack"
             try:
                 url = urllib.parse.urljoin(hub + "/", item["url"])
+                elsewhere = urllib.parse.urlsplit(url)[:2] != urllib.parse.urlsplit(hub)[:2]
+            except ValueError:
+                elsewhere = True
+            if elsewhere:
+                # Only from the hub itself: never a local file (file://) or another host.
+                report.pack_errors.append(f"pack {pack_id} v{version}: the hub listed a download elsewhere")
+                continue
+            try:
                 retry.call(functools.partial(_download, url, target, item, timeout))
             except (_Transient, _Refused, SyncError) as err:
                 report.pack_errors.append(f"pack {pack_id} v{version}: download failed: {err}")
@@ -463,6 +497,9 @@ def pull_packs(hub: str, retry: _Retry, timeout: float, report: SyncReport) -> N
                 result = packs.install(target)
             except EdgeTutorError as err:
                 report.pack_errors.append(f"pack {pack_id} v{version} refused: {err}")
+                continue
+            except Exception as err:  # noqa: BLE001 - one bad pack must not stop the others or the sync
+                report.pack_errors.append(f"pack {pack_id} v{version} refused: {unexpected(target, err)}")
                 continue
         cases = f"{result.cases} case{'s' if result.cases != 1 else ''}"
         report.packs.append(f"{result.status} pack {result.pack_id} v{result.version} ({cases})")

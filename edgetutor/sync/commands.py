@@ -21,16 +21,20 @@ def sync_cmd(hub_url: str | None, token: str | None, batch_size: int, no_pull: b
     are remembered. Results are marked sent only once the hub acknowledges them.
     """
     from ..store import open_db
+    from ..textsafe import one_line
     from .client import sync
 
     with open_db() as store:
         report = sync(store, hub_url, token, batch_size=batch_size, pull=not no_pull)
+    # What the hub sent (site names, pack ids, reasons) is printed without terminal escapes.
     if report.enrolled_now:
-        click.echo(f"Enrolled with {report.hub}" + (f" (site {report.site})" if report.site else ""))
+        click.echo(
+            f"Enrolled with {report.hub}" + (f" (site {one_line(report.site)})" if report.site else "")
+        )
     for line in report.packs:
-        click.echo(line[:1].upper() + line[1:])
+        click.echo(one_line(line[:1].upper() + line[1:], 1000))
     for line in report.pack_errors:
-        click.echo(f"Pack not installed: {line}", err=True)
+        click.echo(f"Pack not installed: {one_line(line, 1000)}", err=True)
     click.echo(report.summary()[:1].upper() + report.summary()[1:])
 
 
@@ -43,6 +47,7 @@ def results() -> None:
 def results_list() -> None:
     """Show this device's results, which are still pending, the hub and the last sync."""
     from ..store import open_db
+    from ..textsafe import one_line, printable
 
     with open_db() as store:
         state = store.sync_state()
@@ -55,18 +60,20 @@ def results_list() -> None:
     elif not state.enrolled and state.enroll_token:
         where += " (enrollment token kept for the next sync or export)"
     last = state.last_sync.astimezone().strftime("%Y-%m-%d %H:%M") if state.last_sync else "never"
-    click.echo(f"Device {device}: {where}")
+    click.echo(printable(f"Device {device}: {where}"))
     click.echo(
         f"{pending} pending, {len(rows) - pending} sent; last sync: {last}; hub: {state.hub_url or 'none'}"
     )
     if state.last_error:
-        click.echo(f"Last error: {state.last_error}")
+        click.echo(f"Last error: {one_line(state.last_error, 1000)}")
     for r in rows:
         mark = "sent   " if r.state == "sent" else "pending"
         verdict = "pass" if r.passed else "fail"
         when = r.created.astimezone().strftime("%Y-%m-%d %H:%M")
         click.echo(
-            f"#{r.seq:<5} {mark} {when}  {r.trainee[:20]:<20} {r.case_id[:36]:<36} {r.total:4.0%} {verdict}"
+            printable(
+                f"#{r.seq:<5} {mark} {when}  {r.trainee[:20]:<20} {r.case_id[:36]:<36} {r.total:4.0%} {verdict}"
+            )
         )
 
 

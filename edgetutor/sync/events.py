@@ -21,6 +21,16 @@ def case_info(case: Any) -> dict[str, Any]:
     return {"title": case.title, "specialty": case.specialty, "tags": list(case.tags)}
 
 
+# The hub refuses an event over 64 kB (hub.ingest.MAX_EVENT_BYTES); these caps keep every event a
+# device seals far below that, whatever a case or a trainee's name holds, so none is ever stuck.
+_TEXT = 500
+_ITEMS = 100
+
+
+def _clip(value: Any, limit: int = _TEXT) -> Any:
+    return value[:limit] if isinstance(value, str) else value
+
+
 def build_payload(
     attempt: Mapping[str, Any],
     trainee: Mapping[str, Any],
@@ -34,13 +44,13 @@ def build_payload(
     title is the case id, the specialty null and the competencies empty).
     """
     info = info or {}
-    specialty = info.get("specialty")
-    competencies = [c for c in (specialty, *info.get("tags", ())) if c]
+    specialty = _clip(info.get("specialty"), 100)
+    competencies = [_clip(c, 100) for c in (specialty, *info.get("tags", ())) if c][:_ITEMS]
     started = dt.datetime.fromisoformat(attempt["started"])
     ended = dt.datetime.fromisoformat(attempt["ended"]) if attempt["ended"] else started
     return {
         "attempt_id": attempt["id"],
-        "trainee": {"id": trainee["id"], "name": trainee["name"]},
+        "trainee": {"id": trainee["id"], "name": _clip(trainee["name"], 200)},
         "pack": {
             "id": attempt["pack_id"],
             "version": attempt["pack_version"],
@@ -49,7 +59,7 @@ def build_payload(
         "case": {
             "id": attempt["case_id"],
             "version": attempt["case_version"],
-            "title": info.get("title") or attempt["case_id"],
+            "title": _clip(info.get("title") or attempt["case_id"]),
             "specialty": specialty,
             "competencies": competencies,
         },
@@ -63,17 +73,19 @@ def build_payload(
             "raw": score["raw"],
             "passed": bool(score["passed"]),
             "pass_mark": score["pass_mark"],
-            "domains": dict(score["domains"]),
+            "domains": dict(list(score["domains"].items())[:_ITEMS]),
             "scorer_version": score["scorer_version"],
         },
         "debrief": {
             "missed": [
-                {"id": i["id"], "description": i["description"], "domain": i["domain"]}
+                {"id": i["id"], "description": _clip(i["description"]), "domain": i["domain"]}
                 for i in score.get("items", ())
                 if not i["done"]
-            ],
-            "critical": [{"id": c["id"], "description": c["description"]} for c in score.get("critical", ())],
-            "stewardship": list(score.get("stewardship", ())),
+            ][:_ITEMS],
+            "critical": [
+                {"id": c["id"], "description": _clip(c["description"])} for c in score.get("critical", ())
+            ][:_ITEMS],
+            "stewardship": [_clip(x) for x in score.get("stewardship", ())][:_ITEMS],
         },
     }
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -55,6 +56,10 @@ API = "/api/v1"
 EVENT_DOMAIN = b"edgetutor-event-v1\n"
 BUNDLE_DOMAIN = b"edgetutor-bundle-v1\n"
 ENROLL_DOMAIN = b"edgetutor-enroll-v1\n"
+
+_EVENT_ID = re.compile(r"[0-9a-f]{32}")
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 EVENT_FIELDS = ("v", "type", "event_id", "device_id", "seq", "prev", "created", "payload", "hash", "sig")
 
@@ -120,6 +125,16 @@ def check_event(event: Any, public_key: Ed25519PublicKey) -> str | None:
         return "malformed sequence number"
     if not isinstance(event["payload"], dict) or not all(
         isinstance(event[k], str) for k in ("event_id", "device_id", "prev", "created", "hash", "sig")
+    ):
+        return "malformed event"
+    # Fixed shapes: an id, a key id, two SHA-256 digests and a timestamp, never free text.
+    if not (
+        _EVENT_ID.fullmatch(event["event_id"])
+        and _KEY_ID.fullmatch(event["device_id"])
+        and _DIGEST.fullmatch(event["prev"])
+        and _DIGEST.fullmatch(event["hash"])
+        and len(event["created"]) <= 40
+        and len(event["sig"]) <= 200
     ):
         return "malformed event"
     try:
