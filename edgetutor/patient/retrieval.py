@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from ..cases.schema import Case, Disclosure, Fact
 from .lexicon import STOPWORDS, content_terms, edit_distance, stem, tokens
+from .sentences import answer_units
 
 if TYPE_CHECKING:
     import numpy as np
@@ -105,6 +106,9 @@ class FactIndex:
 
         self._correctable = sorted(set(self.vocab) | set(_SINGLE))
         self._texts: np.ndarray | None = None
+        # The fact sentences and clauses the guard compares a draft with, embedded here in the
+        # same batch as the index, so that no turn pays for them (text -> unit vector).
+        self.unit_vectors: dict[str, np.ndarray] = {}
         if encoder is not None:
             import numpy as np
 
@@ -116,7 +120,11 @@ class FactIndex:
                     texts.append(text)
                     owner.append(i)
                     asks.append(is_ask)
-            self._texts = encoder.encode(texts)
+            units = list(dict.fromkeys(u for f in case.facts for u in answer_units(f.answer)))
+            units = [u for u in units if u not in texts]
+            vectors = encoder.encode(texts + units)
+            self._texts = vectors[: len(texts)]
+            self.unit_vectors = dict(zip(texts + units, vectors, strict=True))
             self._owner = np.array(owner)
             self._asks = np.array(asks)
 
