@@ -135,16 +135,16 @@ def violations(
     fact_clauses = _clauses(answers)
     for clause in _clauses(reply):
         words = set(_words(clause))
-        content = {w for w in words if len(w) > 3}
+        content = {w for w in words if len(w) > 3 and not _NEGATION.fullmatch(w)}
         if not content:
             continue
         best, best_overlap = None, 0.0
         for fc in fact_clauses:
             fwords = {w for w in _words(fc) if len(w) > 3}
-            overlap = len(content & fwords) / len(content | fwords) if fwords else 0.0
+            overlap = len(content & fwords) / len(content)  # how much of the clause it covers
             if overlap > best_overlap:
                 best, best_overlap = fc, overlap
-        if best is not None and best_overlap >= 0.5:
+        if best is not None and best_overlap >= 0.6:
             if bool(_NEGATION.search(clause)) != bool(_NEGATION.search(best)):
                 out.append(f"polarity flipped: {clause!r} against {best!r}")
                 break

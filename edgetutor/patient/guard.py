@@ -33,6 +33,7 @@ from typing import Any
 from ..cases.schema import Case, Fact
 from .lexicon import (
     _SINGLE,
+    NEGATIONS,
     STOPWORDS,
     SYNONYMS,
     content_terms,
@@ -146,6 +147,15 @@ def _terms(text: str) -> set[str]:
     return set(content_terms(text))
 
 
+_NEGATION_STEMS = frozenset(stem(w) for w in NEGATIONS)
+
+
+def _content(text: str) -> set[str]:
+    """Content words of `text` (stems), without concept tokens or negation words: what a
+    clause says, apart from whether it says it or denies it."""
+    return {t for t in content_terms(text) if not t.startswith("~") and t not in _NEGATION_STEMS}
+
+
 def repeated_ngram(text: str, allowed: str = "", n: int = 4) -> str | None:
     """The first n-word sequence said twice in `text` (and not twice in `allowed`), or None."""
     words = tokens(text)
@@ -207,6 +217,8 @@ class Guard:
         self._units: dict[str, list[Unit]] = {}
         self._unit_vectors: dict[str, Any] = {}
         self._vectors: dict[str, Any] = {}  # text -> embedding, for drafts (bounded below)
+        self._memo: dict[tuple[Any, ...], tuple[list[str], dict[str, Any]]] = {}
+        self._allowed_memo: dict[tuple[str, ...], tuple[set[str], set[str], set[float]]] = {}
 
     def use_encoder(self, encoder: Any | None, known: dict[str, Any] | None = None) -> None:
         """Compare by meaning with `encoder` (None: by shared words). Keeps caches if unchanged.
@@ -218,6 +230,7 @@ class Guard:
             self.encoder = encoder
             self._unit_vectors.clear()
             self._vectors.clear()
+            self._memo.clear()
         if known and encoder is not None:
             for text, vec in known.items():
                 self._vectors.setdefault(text, vec)
@@ -272,6 +285,19 @@ class Guard:
     ) -> tuple[list[str], dict[str, Any]]:
         """Reasons to reject one sentence of a draft conveying `facts` (empty: it passes), and
         what supports it. `earlier`: the sentences of the same draft before it."""
+        # A streamed reply is checked sentence by sentence, then as a whole: the same sentence
+        # comes back, and its answer is remembered rather than worked out again.
+        key = (sentence, tuple(f.id for f in facts), tuple(earlier or ()))
+        known = self._memo.get(key)
+        if known is None:
+            if len(self._memo) > 2000:
+                self._memo.clear()
+            known = self._memo[key] = self._check_sentence(sentence, facts, earlier)
+        return list(known[0]), dict(known[1])
+
+    def _check_sentence(
+        self, sentence: str, facts: list[Fact], earlier: list[str] | None
+    ) -> tuple[list[str], dict[str, Any]]:
         reasons: list[str] = []
         said = normalise(sentence)
         authored = " ".join(f.answer for f in facts)
@@ -321,10 +347,10 @@ class Guard:
         already said with the same polarity: how a looping model repeats itself."""
         before = [c for e in earlier for c in split_clauses(e)]
         for clause in split_clauses(sentence):
-            content = {t for t in _terms(clause) if not t.startswith("~")}
+            content = _content(clause)
             if content:
                 for prior in before:
-                    prior_content = {t for t in _terms(prior) if not t.startswith("~")}
+                    prior_content = _content(prior)
                     if content <= prior_content and has_negation(clause) == has_negation(prior):
                         return clause
             before.append(clause)
@@ -346,6 +372,13 @@ class Guard:
 
     def _allowed(self, facts: list[Fact]) -> tuple[set[str], set[str], set[float]]:
         """(stems said in the answers, content terms of answers and keywords, numbers)."""
+        key = tuple(f.id for f in facts)
+        if key not in self._allowed_memo:
+            self._allowed_memo[key] = self._allowed_for(facts)
+        return self._allowed_memo[key]
+
+    @staticmethod
+    def _allowed_for(facts: list[Fact]) -> tuple[set[str], set[str], set[float]]:
         said: set[str] = set()
         terms: set[str] = set()
         numbers: set[float] = set()
@@ -385,7 +418,7 @@ class Guard:
         units = [u for f in facts for u in self.units(f)]
         fact_negated = any(u.negated for u in units)
         clauses = split_clauses(sentence) or [sentence]
-        with_content = [c for c in clauses if {t for t in _terms(c) if not t.startswith("~")}]
+        with_content = [c for c in clauses if _content(c)]
         for clause in clauses:
             if clause in with_content:
                 continue
@@ -402,7 +435,7 @@ class Guard:
         best: dict[str, Any] = {}
         for clause in with_content:
             negated = has_negation(clause)
-            content = {t for t in _terms(clause) if not t.startswith("~")}
+            content = _content(clause)
             copied = [u for u in units if u.negated == negated and content <= u.terms]
             if copied:
                 if not best:
@@ -421,22 +454,21 @@ class Guard:
         for i, clause in enumerate(pending):
             negated = has_negation(clause)
             terms = _terms(clause)
-            content = {t for t in terms if not t.startswith("~")}
+            content = _content(clause)
             same_best, other_best, same_unit = -1.0, -1.0, None
             for j, unit in enumerate(units):
+                shared = sum(1 for t in content if t in unit.terms) / len(content)
                 if sims is not None:
                     score = float(sims[i, j])
                     ok = score >= STRONG or (score >= SUPPORT and bool(terms & unit.terms))
                 else:
-                    covered = sum(1 for t in content if t in unit.terms)
-                    score = covered / len(content)
+                    score = shared
                     ok = score >= LEXICAL_SUPPORT
-                if not ok:
-                    continue
                 if unit.negated == negated:
-                    if score > same_best:
+                    if ok and score > same_best:
                         same_best, same_unit = score, unit
-                else:
+                elif ok or shared >= LEXICAL_SUPPORT:
+                    # Said with the opposite polarity: by meaning, or by the same words.
                     other_best = max(other_best, score)
             if same_unit is None:
                 if other_best >= 0:
