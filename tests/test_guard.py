@@ -65,7 +65,8 @@ BROKEN = [
     ("I have had a fever for three days. I have had a fever for three days.", ["fever"], "repetition"),
     ("She is very hungry, and she is very hungry.", ["fever"], "third person"),
     ("I have had a fever for three days, but it has stopped now.", ["fever"], "new time word"),
-    ("My mind is not weak. My body is not weak.", ["alert"], "unsupported"),
+    ("My mind is not weak. My body is not weak.", ["alert"], "new clinical word"),
+    ("No, my mind is clear. It is a very bad thing for me.", ["alert"], "unsupported"),
     ("I have not hit my head. I have not hit my head.", ["alert"], "repetition"),
     ("I have had a fever for three days. I have lost weight recently.", ["fever"], "new clinical word"),
     ("I have had a fever for three days. He has had nosebleeds.", ["fever"], "third person"),
@@ -203,3 +204,18 @@ def test_checker_shares_no_code_with_the_guard() -> None:
         elif isinstance(node, ast.Import):
             imported |= {a.name for a in node.names}
     assert imported <= {"__future__", "re", "collections.abc"}, imported
+
+
+def test_authored_answers_pass_both_readings(encoder: embed.Encoder | None) -> None:
+    """Every demo fact's own answer passes the guard and the checker: neither flags the truth."""
+    from edgetutor.cases.lint import lint_source
+
+    from .conftest import DEMO_SRC
+
+    for case in lint_source(DEMO_SRC)[0]:
+        guards = [Guard(case)] + ([Guard(case, encoder)] if encoder is not None else [])
+        for fact in case.facts:
+            for guard in guards:
+                verdict = guard.check(fact.answer, [fact], fact.questions[0] if fact.questions else None)
+                assert verdict.accepted, (case.id, fact.id, verdict.reasons)
+            assert not case_violations(case, fact.answer, [fact.id]), (case.id, fact.id)

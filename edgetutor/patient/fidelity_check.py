@@ -138,16 +138,17 @@ def violations(
         content = {w for w in words if len(w) > 3 and not _NEGATION.fullmatch(w)}
         if not content:
             continue
-        best, best_overlap = None, 0.0
-        for fc in fact_clauses:
-            fwords = {w for w in _words(fc) if len(w) > 3}
-            overlap = len(content & fwords) / len(content)  # how much of the clause it covers
-            if overlap > best_overlap:
-                best, best_overlap = fc, overlap
-        if best is not None and best_overlap >= 0.6:
-            if bool(_NEGATION.search(clause)) != bool(_NEGATION.search(best)):
-                out.append(f"polarity flipped: {clause!r} against {best!r}")
-                break
+        # The fact clauses that say much the same (most of this clause's words): the reply
+        # clause flips polarity if all of them are of the other polarity.
+        close = [
+            fc
+            for fc in fact_clauses
+            if len(content & {w for w in _words(fc) if len(w) > 3}) / len(content) >= 0.6
+        ]
+        negated = bool(_NEGATION.search(clause))
+        if close and all(bool(_NEGATION.search(fc)) != negated for fc in close):
+            out.append(f"polarity flipped: {clause!r} against {close[0]!r}")
+            break
 
     sentences = [_plain(s) for s in _sentences(reply)]
     if len(set(sentences)) < len(sentences):

@@ -324,6 +324,8 @@ class Guard:
         else:
             if sentence.rstrip().endswith("?") and "?" not in authored:
                 reasons.append("clinician speech: asks the health worker a question")
+            elif self._your_body(said, authored_norm):
+                reasons.append(f"clinician speech: {self._your_body(said, authored_norm)!r}")
         reasons += self._third_person(said, authored_norm)
         for name in self.diagnosis_names:
             if _contains(said, name) and not _contains(authored_norm, name):
@@ -342,16 +344,26 @@ class Guard:
         return reasons, support
 
     @staticmethod
+    def _your_body(said: str, authored_norm: str) -> str | None:
+        """ "your eyes", "your fever": the clinician talking about the patient."""
+        words = said.split()
+        clinical = _words()["clinical"]
+        for a, b in zip(words, words[1:], strict=False):
+            if a == "your" and stem(b) in clinical and not _contains(authored_norm, f"your {b}"):
+                return f"your {b}"
+        return None
+
+    @staticmethod
     def _said_again(sentence: str, earlier: list[str]) -> str | None:
-        """A clause of `sentence` whose content words an earlier clause (this sentence's too)
-        already said with the same polarity: how a looping model repeats itself."""
+        """A clause of `sentence` with the same content words and polarity as an earlier clause
+        (this sentence's too): how a looping model repeats itself in other words."""
         before = [c for e in earlier for c in split_clauses(e)]
         for clause in split_clauses(sentence):
             content = _content(clause)
             if content:
                 for prior in before:
                     prior_content = _content(prior)
-                    if content <= prior_content and has_negation(clause) == has_negation(prior):
+                    if content == prior_content and has_negation(clause) == has_negation(prior):
                         return clause
             before.append(clause)
         return None
@@ -371,7 +383,11 @@ class Guard:
         return []
 
     def _allowed(self, facts: list[Fact]) -> tuple[set[str], set[str], set[float]]:
-        """(stems said in the answers, content terms of answers and keywords, numbers)."""
+        """(stems said in the answers, their content terms and concepts, their numbers).
+
+        Only the authored answers count, not the keywords: keywords are how trainees ask, and a
+        keyword such as "hospital" is not something the patient said.
+        """
         key = tuple(f.id for f in facts)
         if key not in self._allowed_memo:
             self._allowed_memo[key] = self._allowed_for(facts)
@@ -385,13 +401,11 @@ class Guard:
         for f in facts:
             said |= {stem(w) for w in tokens(f.answer)}
             terms |= _terms(f.answer)
-            for kw in f.keywords:
-                terms |= _terms(kw)
             numbers |= numbers_in(f.answer)
         return said, terms, numbers
 
     def _vocabulary(self, sentence: str, facts: list[Fact]) -> list[str]:
-        said_stems, allowed_terms, allowed_numbers = self._allowed(facts)
+        said_stems, answer_terms, allowed_numbers = self._allowed(facts)
         out: list[str] = []
         extra = numbers_in(sentence) - allowed_numbers
         if extra:
@@ -399,7 +413,7 @@ class Guard:
         words = _words()
         for word in tokens(sentence):
             s = stem(word)
-            if s in said_stems or s in allowed_terms:
+            if s in said_stems:
                 continue
             if s in words["units"] and not word.isdigit():
                 out.append(f"new unit: {word}")
@@ -407,9 +421,15 @@ class Guard:
             if s in words["time"]:
                 out.append(f"new time word: {word}")
                 break
+            # A clinical word must be the answers' own word: "wound" for "cut", "headache" for
+            # "my head is not paining" change what is said.
+            if s in words["clinical"]:
+                out.append(f"new clinical word: {word}")
+                break
+            # Other words of a synonym group (family, work, food, travel...) may be paraphrased
+            # within the group the answers use.
             concept = _SINGLE.get(s)
-            clinical = s in words["clinical"] or (concept is not None and s not in STOPWORDS)
-            if clinical and not (concept and concept in allowed_terms):
+            if concept is not None and s not in STOPWORDS and concept not in answer_terms:
                 out.append(f"new clinical word: {word}")
                 break
         return out
@@ -480,8 +500,13 @@ class Guard:
 
     @staticmethod
     def _top_negated(fact: Fact) -> bool:
+        """The fact's answer opens with a denial ("No, ..."): a reply must say that no too.
+
+        The text decides, not the `negative` flag: a pertinent negative may be worded as a
+        positive ("My last period ended two weeks ago and it was normal").
+        """
         first = split_sentences(fact.answer)[:1]
-        return fact.negative or (bool(first) and has_negation(first[0]))
+        return bool(first) and has_negation(first[0])
 
     # -- the whole draft -----------------------------------------------------------------------
     def check(self, draft: str, facts: list[Fact], question: str | None = None) -> Verdict:
@@ -513,7 +538,17 @@ class Guard:
         self, draft: str, top: Fact, question: str | None, supports: list[dict[str, Any]]
     ) -> list[str]:
         """What of the best matched fact the draft must say: its numbers, time units and "no"."""
-        asks_quantity = bool(question and _QUANTITY_QUESTION.search(normalise(question)))
+        asked = normalise(question or "")
+        # "How long...", "when...", or a question that itself names a number or a time ("born
+        # about six hours ago?"): the answer must carry every number and time unit of the fact.
+        asks_quantity = bool(
+            question
+            and (
+                _QUANTITY_QUESTION.search(asked)
+                or numbers_in(asked)
+                or any(stem(w) in KEY_TIME_UNITS for w in asked.split())
+            )
+        )
         scope = top.answer if asks_quantity else (split_sentences(top.answer) or [top.answer])[0]
         missing: list[str] = []
         said_numbers = numbers_in(draft)

@@ -15,7 +15,11 @@ _END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
 # Clause breaks inside a sentence: a semicolon, or a comma/space before a contrasting or joining
 # conjunction. "It has not stopped, but it has stopped now" is two claims of opposite polarity.
 _CLAUSE = re.compile(
-    r"\s*;\s*|,?\s+\b(?:but|though|although|yet|whereas)\b\s+|,\s*\b(?:and|so|then)\b\s+", re.IGNORECASE
+    r"\s*;\s*|,?\s+\b(?:but|though|although|yet|whereas)\b\s+|,\s*\b(?:and|so|then)\b\s+"
+    # "and" before a new subject starts a new claim ("Mama felt my body and it was not hot"),
+    # while "water and porridge" stays whole.
+    r"|\s+\band\b\s+(?=(?:i|it|he|she|they|we|you|my|his|her|their|our|there|this|that|the|mama|papa)\b)",
+    re.IGNORECASE,
 )
 
 
@@ -83,10 +87,9 @@ class SentenceStream:
 
 
 def answer_units(answer: str) -> list[str]:
-    """What a reply's clause may be compared with: each sentence of an authored answer, and its
-    clauses when it has more than one ("No fever, but my head hurts" holds a no and a yes)."""
-    out: list[str] = []
-    for sentence in split_sentences(answer):
-        clauses = split_clauses(sentence)
-        out += [sentence, *(clauses if len(clauses) > 1 else [])]
-    return out
+    """What a reply's clause may be compared with: the clauses of an authored answer's sentences.
+
+    A sentence of several clauses is not a unit itself: "No fever, but my head hurts" holds a no
+    and a yes, and as a whole it would lend its "no" to "my head hurts".
+    """
+    return [c for sentence in split_sentences(answer) for c in (split_clauses(sentence) or [sentence])]

@@ -44,7 +44,9 @@ def load_model(spec: str | None, no_model: bool = False) -> tuple[Any | None, Mo
     try:
         entry = select(spec)
         note = None
-        if entry.error is None:  # a broken file is loaded below so that the real problem is named
+        info = entry.info
+        # A broken file, or one that is no chat model, is loaded below so the real problem is named.
+        if info is not None and info.architecture and info.chat_template:
             state = status(entry.path)
             if not state.qualifies and not allow_unqualified():
                 return None, ModelChoice(
