@@ -269,7 +269,7 @@ def cases_cmd() -> None:
 
 
 # -- encounters ----------------------------------------------------------------------------
-@cli.command("models")
+@cli.group("models", invoke_without_command=True)
 @click.option(
     "--model",
     "model",
@@ -277,16 +277,59 @@ def cases_cmd() -> None:
     metavar="PATH-OR-NAME",
     help="A GGUF file or model name to use (overrides EDGETUTOR_MODEL).",
 )
-def models_cmd(model: str | None) -> None:
-    """List the GGUF models found (embedded, models/ folders, EDGETUTOR_MODEL); * marks the one in use."""
+@click.pass_context
+def models_cmd(ctx: click.Context, model: str | None) -> None:
+    """List the GGUF models found (embedded, models/ folders, EDGETUTOR_MODEL), whether each
+    qualifies on this device; * marks the one in use. `models qualify` measures one."""
+    if ctx.invoked_subcommand is not None:
+        return
     from .errors import ModelError
     from .patient.models import discover, format_models, pick
+    from .patient.qualify import status
 
     entries = discover(model)
     in_use = pick(entries)
-    click.echo(format_models(entries, in_use))
+    notes = {e.path: status(e.path).label for e in entries if e.error is None}
+    click.echo(format_models(entries, in_use, qualification=notes))
     if in_use is not None and in_use.error:
         raise ModelError(in_use.error)
+
+
+@models_cmd.command("qualify")
+@click.argument("model", required=False, default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON (without its turns).")
+@click.option("--case", "cases", multiple=True, help="Only this suite case (repeatable; never qualifies).")
+@click.option("--per-case", type=int, default=None, help="Only this many items per case (never qualifies).")
+def models_qualify(model: str | None, as_json: bool, cases: tuple[str, ...], per_case: int | None) -> None:
+    """Measure MODEL (default: the one in use) on the fixed fidelity suite and a speed run, and
+    write its signed qualification record. Exit 1 if it does not qualify."""
+    import json
+
+    from .patient.models import select
+    from .patient.qualify import qualify
+
+    entry = select(model)
+    if entry.error:
+        from .errors import ModelError
+
+        raise ModelError(entry.error)
+
+    def progress(done: int, total: int) -> None:
+        if not as_json and (done % 20 == 0 or done == total):
+            click.echo(f"  {done}/{total} suite items", err=True)
+
+    if not as_json:
+        click.echo(f"Qualifying {entry.name} ({entry.path})...", err=True)
+    record, path = qualify(entry.path, cases_only=list(cases) or None, per_case=per_case, progress=progress)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in record.items() if k != "turns"}, indent=1))
+    else:
+        from .patient.qualify import format_record
+
+        click.echo(format_record(record))
+        click.echo(f"Record: {path}")
+    if not record["qualifies"]:
+        sys.exit(1)
 
 
 @cli.command("run")

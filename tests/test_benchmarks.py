@@ -39,3 +39,18 @@ def test_bench_speed_runs_against_raw_llama(monkeypatch) -> None:  # type: ignor
     ours, raw = result["edgetutor"], result["raw"]
     assert ours["evaluated_turn1"] > ours["evaluated_later_median"] > 0
     assert ours["ttft_turn1_ms"] > 0 and raw["ttft_turn1_ms"] > 0 and result["peak_rss_mb"] > 0
+
+
+def test_bench_guard_reports_time_per_turn() -> None:
+    result = _load("bench_guard").main(["--limit", "6", "--json"])
+    assert result["turns"] > 0 and 0 < result["guard_ms_median"] <= result["guard_ms_max"]
+    assert result["accepted"] < result["turns"]  # the invented sentences are rejected
+
+
+def test_bench_fidelity_reports_per_model() -> None:
+    result = _load("bench_fidelity").main(["--model", "embedded", "--case", "snakebite-adult", "--json"])
+    report = result["SmolLM2-135M-Instruct.Q4_1"]
+    assert set(report) == {"total", "held-out"}
+    total = report["total"]
+    assert total["accepted"] + total["rejected"] == total["drafts"] > 0
+    assert total["violations"] == 0, total["violation_examples"]

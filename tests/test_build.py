@@ -80,11 +80,17 @@ def frozen_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run(built: dict[str, Any], tmp_path: Path, *args: str, cwd: Path | None = None) -> str:
+def run(
+    built: dict[str, Any],
+    tmp_path: Path,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     proc = subprocess.run(
         [str(built["exe"]), *args],
         cwd=cwd or tmp_path,
-        env=frozen_env(tmp_path),
+        env=frozen_env(tmp_path) | (env or {}),
         capture_output=True,
         text=True,
         timeout=300,
@@ -154,7 +160,17 @@ def test_built_binary_runs_without_a_virtualenv(built: dict[str, Any], tmp_path:
     script = tmp_path / "visit.txt"
     script.write_text(VISIT, encoding="utf-8")
     doc = json.loads(
-        run(built, tmp_path, "run", "malaria-uncomplicated-adult", "--script", str(script), "--json")
+        # A fresh device has not qualified the model: let it speak to show the build can run it.
+        run(
+            built,
+            tmp_path,
+            "run",
+            "malaria-uncomplicated-adult",
+            "--script",
+            str(script),
+            "--json",
+            env={"EDGETUTOR_UNQUALIFIED": "1"},
+        )  # fmt: skip
     )
     assert doc["model"] == "SmolLM2-135M-Instruct.Q4_1" and doc["model_error"] is None
     model_path = Path(doc["model_path"])

@@ -59,14 +59,14 @@ def test_guard_rejections(case: Case) -> None:
     assert guard.check("I've had this fever three days, mostly in the evenings.", fever).accepted
     assert guard.check("No fits, nothing like that.", fits).accepted
     cases = [
-        ("I have had fever for five days.", fever, "number not in the case (5)"),
-        ("Yes, I have had some fits.", fits, "drops the negation of no-convulsions"),
-        ("I don't have a fever.", fever, "adds a negation"),
+        ("I have had fever for five days.", fever, "new number: 5"),
+        ("Yes, I have had some fits.", fits, "polarity"),
+        ("I don't have a fever.", fever, "polarity"),
         ("As an AI language model I cannot have a fever.", fever, "breaks character"),
-        ("I think it is malaria, doctor.", fever, "names a diagnosis (malaria)"),
-        ("Maybe typhoid.", fever, "names a diagnosis (typhoid)"),
-        ("Fever for three days and my chest hurts.", fever, "clinical word not in the facts (chest)"),
-        ("", fever, "empty reply"),
+        ("I think it is malaria, doctor.", fever, "diagnosis: malaria"),
+        ("Maybe typhoid.", fever, "diagnosis: typhoid"),
+        ("Fever for three days and my chest hurts.", fever, "new clinical word: chest"),
+        ("", fever, "empty"),
         ("Fever. " * 60, fever, "too long"),
     ]
     for reply, given, reason in cases:

@@ -28,7 +28,10 @@ EVALS = ROOT / "evals" / "retrieval"
 
 
 @pytest.fixture
-def demo_installed(home: Path) -> Path:
+def demo_installed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # These tests exercise the real model whatever its qualification on this machine (a fresh
+    # EDGETUTOR_HOME holds no record); test_unqualified_model_is_not_used covers the gate.
+    monkeypatch.setenv("EDGETUTOR_UNQUALIFIED", "1")
     result = CliRunner().invoke(
         make_cli(), ["pack", "install", str(ROOT / "casepacks" / "edgetutor-demo.etpack")]
     )
@@ -163,6 +166,19 @@ def test_broken_model_file_falls_back_to_authored_answers(demo_installed: Path, 
         assert "[authored, matched no-convulsions" in result.stdout
     listed = CliRunner().invoke(make_cli(), ["models", "--model", str(truncated)])
     assert listed.exit_code == 1 and "broken.gguf" in listed.stderr and "truncated" in listed.stderr
+
+
+def test_unqualified_model_is_not_used(
+    demo_installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EDGETUTOR_UNQUALIFIED")
+    doc = run_json("any fits?\nend\n", "malaria-uncomplicated-adult", tmp_path)
+    assert doc["model"] is None
+    assert "SmolLM2-135M-Instruct.Q4_1 is not qualified (not qualified yet)" in doc["model_error"]
+    assert "edgetutor models qualify" in doc["model_error"]
+    assert doc["turns"][1]["source"] == "authored"
+    listed = CliRunner().invoke(make_cli(), ["models"])
+    assert listed.exit_code == 0 and "qualified: no: not qualified yet" in listed.output
 
 
 def test_unknown_case_gives_suggestions(demo_installed: Path, tmp_path: Path) -> None:

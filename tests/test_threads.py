@@ -32,6 +32,7 @@ def test_a_bad_value_is_one_line_and_falls_back_to_authored_answers(
     monkeypatch: pytest.MonkeyPatch, bad: str
 ) -> None:
     monkeypatch.setenv("EDGETUTOR_THREADS", bad)
+    monkeypatch.setenv("EDGETUTOR_UNQUALIFIED", "1")  # get past the qualification gate to the load
     with pytest.raises(ModelError, match=r"^EDGETUTOR_THREADS must be a whole number from 1 to 256 \(got '"):
         default_threads()
     backend, choice = load_model(None)

@@ -33,6 +33,7 @@ from .guard import Guard
 from .history import History
 from .lexicon import edit_distance, normalise
 from .prompt import messages
+from .speak import speak_checked, tidy
 
 MAX_TOKENS = 64
 # Identity questions answered by a case's fact when it has one on this topic.
@@ -288,12 +289,19 @@ class Encounter:
             return Reply("question", text, prefix + authored, "authored", ids, guard, timings)
         draft, stats = self._speak(question, facts, on_token)
         error = stats.pop("error", None)
+        cut = stats.pop("cut", None)
         timings.update(stats)
         if draft is None:
-            guard = {"decision": "reject", "reasons": [str(error or "model error")], "draft": None} | dialogue
+            guard = {
+                "decision": "reject", "reasons": [str(error or "model error: no reply")], "draft": None
+            } | dialogue  # fmt: skip
             return Reply("question", text, prefix + authored, "authored", ids, guard, timings)
-        verdict = self.guard.check(draft, facts)
+        start = time.perf_counter()
+        verdict = self.guard.check(draft, facts, question)
+        timings["guard_ms"] = round(timings.get("guard_ms", 0.0) + (time.perf_counter() - start) * 1000, 2)
         record = verdict.as_record() | {"draft": draft} | dialogue
+        if cut is not None:
+            record["cut"] = cut  # the end of the draft dropped while streaming, and why
         if verdict.accepted:
             return Reply("question", text, prefix + draft, "model", ids, record, timings)
         return Reply("question", text, prefix + authored, "authored", ids, record, timings)
@@ -346,28 +354,28 @@ class Encounter:
     def _speak(
         self, question: str, facts: list[Fact], on_token: Callable[[str], None] | None
     ) -> tuple[str | None, dict[str, Any]]:
+        """The model's checked reply (see speak.py), or None and stats["error"] if it failed.
+
+        `on_token` receives only sentences that passed the guard (and empty heartbeats).
+        """
         assert self.backend is not None
-        pieces: list[str] = []
+        self.guard.use_encoder(self.index.encoder, getattr(self.index, "unit_vectors", None))
         try:
-            for piece in self.backend.stream(
-                messages(self.case, question, facts), max_tokens=MAX_TOKENS, temperature=0.0, stop=["\n"]
-            ):
-                pieces.append(piece)
-                if on_token:
-                    on_token(piece)
+            text, stats = speak_checked(
+                self.backend, messages(self.case, question, facts), self.guard, facts, question, on_token
+            )
         except EdgeTutorError as err:
             return None, {"error": f"model error: {err}"}
         last = getattr(self.backend, "last", None)
-        stats: dict[str, Any] = {}
         if last is not None:
-            stats = {
+            stats |= {
                 "ttft_ms": round(last.ttft_s * 1000, 1),
                 "model_ms": round(last.total_s * 1000, 1),
                 "prompt_tokens": last.prompt_tokens,
                 "evaluated_tokens": last.evaluated_tokens,
                 "generated_tokens": last.generated_tokens,
             }
-        return clean_reply("".join(pieces)), stats
+        return clean_reply(text), stats
 
     # -- lookups --------------------------------------------------------------------------
     def _examine(self, query: str) -> Reply:
@@ -414,6 +422,4 @@ class Encounter:
 
 def clean_reply(text: str) -> str:
     """The first line of a model reply, without quotes or a speaker label."""
-    text = text.strip().split("\n")[0].strip()
-    text = re.sub(r"^(patient|answer|reply|me|[A-Z][a-z]+)\s*:\s*", "", text)
-    return text.strip().strip('"').strip()
+    return tidy(text.strip().split("\n")[0])

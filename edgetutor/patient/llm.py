@@ -69,8 +69,11 @@ class Backend(Protocol):
         max_tokens: int,
         temperature: float,
         stop: list[str] | None = None,
+        repeat_penalty: float = 1.0,
     ) -> Iterator[str]:
         """Yield the reply to `messages` (role/content dicts) in pieces as they are generated.
+
+        `repeat_penalty` > 1 makes recently generated tokens less likely (llama.cpp's penalty).
 
         Raises ModelError (before the first piece) when the prompt does not fit the context.
         """
@@ -334,6 +337,7 @@ class LlamaBackend:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = DEFAULT_TEMPERATURE,
         stop: list[str] | None = None,
+        repeat_penalty: float = 1.0,
     ) -> Iterator[str]:
         """Yield the model's reply to `messages` in pieces as llama.cpp generates them.
 
@@ -351,10 +355,18 @@ class LlamaBackend:
             )
         stats = TurnStats(prompt_tokens=len(tokens), evaluated_tokens=self._evaluated(tokens))
         self.last = stats
-        return self._generate(tokens, stats, max_tokens, temperature, self._stop + (stop or []))
+        return self._generate(
+            tokens, stats, max_tokens, temperature, self._stop + (stop or []), repeat_penalty
+        )
 
     def _generate(
-        self, tokens: list[int], stats: TurnStats, max_tokens: int, temperature: float, stop: list[str]
+        self,
+        tokens: list[int],
+        stats: TurnStats,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str],
+        repeat_penalty: float = 1.0,
     ) -> Iterator[str]:
         from llama_cpp import StoppingCriteriaList
 
@@ -378,6 +390,7 @@ class LlamaBackend:
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stop=stop,
+                repeat_penalty=repeat_penalty,
                 stream=True,
                 seed=self.seed,
                 stopping_criteria=StoppingCriteriaList([first_token]),
@@ -424,6 +437,7 @@ class ScriptedBackend:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = DEFAULT_TEMPERATURE,
         stop: list[str] | None = None,
+        repeat_penalty: float = 1.0,
     ) -> Iterator[str]:
         """Yield the next queued reply in word-sized pieces (cut at `stop` and `max_tokens`).
 

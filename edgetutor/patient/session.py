@@ -28,21 +28,41 @@ class ModelChoice:
     path: str | None = None
     load_s: float = 0.0
     error: str | None = None  # why no model is in use (authored-answers mode)
+    note: str | None = None  # a short status-bar reason (e.g. "SmolLM2... not qualified")
 
 
 def load_model(spec: str | None, no_model: bool = False) -> tuple[Any | None, ModelChoice]:
-    """Load the selected model. A missing or broken model is not fatal: the encounter runs in
-    authored-answers mode and `ModelChoice.error` says why."""
+    """Load the selected model if it qualifies (qualify.py). A missing, broken or unqualified
+    model is not fatal: the encounter runs in authored-answers mode and `ModelChoice.error` says
+    why. EDGETUTOR_UNQUALIFIED=1 lets an unqualified model speak (development and evaluation)."""
     if no_model:
         return None, ModelChoice(None, error="authored-answers mode (--no-model)")
     from .llm import LlamaBackend
     from .models import select
+    from .qualify import allow_unqualified, status
 
     try:
         entry = select(spec)
+        note = None
+        info = entry.info
+        # A broken file, or one that is no chat model, is loaded below so the real problem is named.
+        if info is not None and info.architecture and info.chat_template:
+            state = status(entry.path)
+            if not state.qualifies and not allow_unqualified():
+                return None, ModelChoice(
+                    None,
+                    str(entry.path),
+                    error=(
+                        f"authored-answers mode: {entry.name} is not qualified ({state.reason}); "
+                        f"run: edgetutor models qualify {entry.name}"
+                    ),
+                    note=f"{entry.name} not qualified",
+                )
+            if not state.qualifies:
+                note = f"model {entry.name} (unqualified)"
         start = time.perf_counter()
         backend = LlamaBackend(entry.path)
-        return backend, ModelChoice(entry.name, str(entry.path), time.perf_counter() - start)
+        return backend, ModelChoice(entry.name, str(entry.path), time.perf_counter() - start, note=note)
     except ModelError as err:
         return None, ModelChoice(None, error=f"authored-answers mode: {err}")
 

@@ -104,8 +104,12 @@ class EdgeTutorApp(App[None]):
     def model_label(self) -> str:
         if not self.models_ready.is_set():
             return "loading model..."
+        note = self.model_choice.note if self.model_choice else None
         if self.backend is None:
-            return "authored answers"
+            # Say why the model is not speaking (e.g. it has not qualified on this device).
+            return f"authored answers ({note})" if note else "authored answers"
+        if note:
+            return note
         name = self.model_choice.name if self.model_choice else None
         return f"model {name or getattr(self.backend, 'name', '?')}"
 

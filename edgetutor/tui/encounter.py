@@ -1,11 +1,12 @@
 """Screen 3: the encounter. A conversation log, panels for findings and results, one action box.
 
 Every action goes through `Session.act` in one exclusive thread worker (the backend is not
-thread-safe and llama.cpp blocks). The model's reply streams into the log piece by piece through
-`call_from_thread`; when the turn is done the log shows the final text, which is the case's own
-answer whenever the guard rejected the draft. Escape stops a streaming reply: the next piece
-raises ModelError inside the encounter, which then falls back to the authored answer, so a
-cancelled turn is still recorded and still true.
+thread-safe and llama.cpp blocks). The model's reply reaches the log one sentence at a time, and
+only sentences the guard has already passed (patient/speak.py): a rejected draft never shows, and
+when nothing passes the log shows the case's own answer. Escape stops a reply: the encounter
+calls back after every generated token (with an empty piece), the callback raises ModelError,
+and the encounter falls back to the authored answer, so a cancelled turn is still recorded and
+still true.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ class EncounterScreen(EdgeScreen):
         def on_token(piece: str) -> None:
             if cancel.is_set():
                 raise ModelError(CANCELLED)
-            self.app.call_from_thread(self._stream_piece, piece)
+            if piece:  # empty pieces only give Escape its chance between tokens
+                self.app.call_from_thread(self._stream_piece, piece)
 
         reply = session.act(line, on_token)
         doc = session.score()[1] if reply.kind == "end" else None
@@ -244,7 +246,7 @@ class EncounterScreen(EdgeScreen):
         if guard.get("decision") == "reject" and guard.get("draft") is not None:
             note = "case answer: the model's draft was rejected"
         if self.streaming is not None:
-            # The final text replaces the streamed draft (the guard may have swapped it).
+            # The final text: the checked sentences already shown, or the case's own answer.
             self.streaming.set(reply.text, note)
         else:
             self.log_entry(who, reply.text, "patient" if who == "Patient" else "clinic", note)

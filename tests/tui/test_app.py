@@ -174,7 +174,7 @@ async def test_empty_trainee_name_is_an_error(demo: Path, notes: list[tuple[str,
         assert store.trainees() == []
 
 
-async def test_guard_replaces_streamed_draft(demo: Path, encoder: Any, monkeypatch: Any) -> None:
+async def test_rejected_draft_never_reaches_the_screen(demo: Path, encoder: Any, monkeypatch: Any) -> None:
     backend = ScriptedBackend(["It is malaria, I am sure of it."])  # names the diagnosis
     pieces: list[str] = []
     original = EncounterScreen._stream_piece
@@ -188,11 +188,29 @@ async def test_guard_replaces_streamed_draft(demo: Path, encoder: Any, monkeypat
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_case(app, pilot)
         await submit(app, pilot, "how long have you had the fever?")
-        assert "".join(pieces) == "It is malaria, I am sure of it."  # streamed piece by piece
-        assert len(pieces) > 1
+        assert pieces == []  # the guard checks each sentence before the screen sees it
         entry = list(screen.query(LogEntry))[-1]
-        assert entry.text == FEVER_AUTHORED  # the final text replaced the streamed draft
+        assert entry.text == FEVER_AUTHORED
         assert "rejected" in entry.note
+
+
+async def test_checked_sentences_stream_one_at_a_time(demo: Path, encoder: Any, monkeypatch: Any) -> None:
+    # The second sentence repeats the first: only the first is shown, and it is the reply.
+    backend = ScriptedBackend(["I have had a fever for three days. I have had a fever for three days."])
+    pieces: list[str] = []
+    original = EncounterScreen._stream_piece
+
+    def spy(self: EncounterScreen, piece: str) -> None:
+        pieces.append(piece)
+        original(self, piece)
+
+    monkeypatch.setattr(EncounterScreen, "_stream_piece", spy)
+    app = make_app(backend=backend, encoder=encoder)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_case(app, pilot)
+        await submit(app, pilot, "how long have you had the fever?")
+        assert pieces == ["I have had a fever for three days."]
+        assert log_lines(screen)[-1] == ("Patient", "I have had a fever for three days.")
 
 
 async def test_suggester_completes_test_names(demo: Path, encoder: Any) -> None:
@@ -275,7 +293,7 @@ class FailingBackend:
         self.last = TurnStats()
 
     def stream(
-        self, messages: Any, *, max_tokens: int, temperature: float, stop: Any = None
+        self, messages: Any, *, max_tokens: int, temperature: float, stop: Any = None, **_: Any
     ) -> Iterator[str]:
         raise self.error
 
@@ -312,16 +330,18 @@ class GatedBackend:
 
     def __init__(self) -> None:
         self.gate = threading.Event()
+        self.started = threading.Event()
         self.last = TurnStats()
 
     def stream(
-        self, messages: Any, *, max_tokens: int, temperature: float, stop: Any = None
+        self, messages: Any, *, max_tokens: int, temperature: float, stop: Any = None, **_: Any
     ) -> Iterator[str]:
         def pieces() -> Iterator[str]:
-            yield "I have "
+            yield "I have had a fever for three days. "
+            self.started.set()
             self.gate.wait(10)
-            yield "had a fever "
-            yield "for three days."
+            yield "It comes and goes, "
+            yield "mostly in the evening."
 
         return pieces()
 
@@ -334,11 +354,11 @@ async def test_escape_stops_a_streaming_reply(demo: Path, encoder: Any, notes: l
         box = screen.query_one("#action", Input)
         box.value = "how long have you had the fever?"
         await pilot.press("enter")
-        for _ in range(200):  # until the first piece is on screen (bounded; not a timing assertion)
-            if screen.streaming is not None and screen.streaming.text:
+        for _ in range(200):  # until the first sentence is generated (bounded; not a timing assertion)
+            if backend.started.is_set():
                 break
             await asyncio.sleep(0.01)
-        assert screen.streaming is not None and screen.streaming.text == "I have "
+        assert backend.started.is_set()
         await pilot.press("escape")
         backend.gate.set()
         await settle(app, pilot)

