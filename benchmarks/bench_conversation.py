@@ -49,8 +49,10 @@ ALSO_FITS = {
 }  # fmt: skip
 
 
-def judge(utt: dict[str, Any], reply: Any) -> tuple[bool, str]:
-    """(appropriate, why not) for one labelled utterance and the encounter's reply."""
+def judge(utt: dict[str, Any], reply: Any, ice_facts: frozenset[str] = frozenset()) -> tuple[bool, str]:
+    """(appropriate, why not) for one labelled utterance and the encounter's reply. An ideas,
+    concerns or expectations question answered by the case's own ICE facts (`ice_facts`) is right:
+    those facts are what it asks for."""
     guard = reply.guard or {}
     act = SAME_ACT.get(guard.get("act", ""), guard.get("act", ""))
     expected = utt["act"]
@@ -68,6 +70,8 @@ def judge(utt: dict[str, Any], reply: Any) -> tuple[bool, str]:
                     f"gave {act or 'no'} answer {reply.text!r}, expected a default ({utt['default']})",
                 )
             return True, ""
+    if expected == "ice" and reply.matched and set(reply.matched) <= ice_facts:
+        return True, ""
     if reply.matched and expected != "identity":
         return False, f"{expected} turn earned history credit {reply.matched}"
     if expected == "ice" and act in ("ice", "history") and guard.get("topics"):
@@ -104,6 +108,9 @@ def evaluate(which: str = "conversation", encoder: Any = "auto") -> dict[str, An
         spec = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
         case = load_case(CASES / f"{spec['case']}.yaml")
         encounter = Encounter(case, None, encoder)
+        ice_facts = frozenset(
+            f.id for f in case.facts if f.category.value == "ice" or any(t.startswith("ice.") for t in f.topics)
+        )
         good = 0
         for utt in spec["utterances"]:
             encounter.told.clear()
@@ -118,7 +125,7 @@ def evaluate(which: str = "conversation", encoder: Any = "auto") -> dict[str, An
             classify(said)
             encounter.history.topics.match(said, qvec)
             decide.append((time.perf_counter() - start) * 1000)
-            ok, why = judge(utt, reply)
+            ok, why = judge(utt, reply, ice_facts)
             if ok and why == "act differs":
                 differs += 1
             kind = (
