@@ -262,10 +262,19 @@ class DrugDose(Strict):
     wrong_dose_error: Id | None = None
 
 
+class NearPhrasings(Strict):
+    """Phrasings that count only with one of `near` in the same sentence ("TPT" is right for
+    the household contacts, never for the patient with active TB)."""
+
+    phrasings: list[Phrase] = Field(min_length=1)
+    near: list[Phrase] = Field(min_length=1)
+
+
 class Action(Strict):
     id: Id
     action: Text
     phrasings: list[Phrase] = Field(min_length=1)
+    phrasings_near: list[NearPhrasings] = Field(default_factory=list)
     critical: bool = False
     dose: list[DrugDose] = Field(default_factory=list)
 

@@ -143,6 +143,8 @@ def _diagnosis(ctx: Context, item: RubricItem, ref: str) -> Credit:
 def _management(ctx: Context, item: RubricItem, ref: str) -> Credit:
     action = next(a for a in ctx.case.management if a.id == ref)
     planned = ctx.plan.planned(f"action:{ref}")
+    for k, group in enumerate(action.phrasings_near):
+        planned += [m for m in ctx.plan.planned(f"near:{ref}:{k}") if near_any(ctx.plan, m, group.near)]
     if not planned:
         scoped = ctx.plan.found(f"action:{ref}")
         if scoped:
@@ -203,8 +205,6 @@ def _block_for(action: Action, phrase: str) -> Any:
             return block
     if len(action.dose) == 1 and not action.dose[0].names:
         return action.dose[0]
-    if len(action.dose) == 1:
-        return action.dose[0] if phrase in action.phrasings else None
     return None
 
 
@@ -212,6 +212,8 @@ def _plan_owners(case: Case) -> dict[str, list[str]]:
     owners: dict[str, list[str]] = {}
     for a in case.management:
         owners[f"action:{a.id}"] = [*a.phrasings, *(n for d in a.dose for n in (*d.names, *d.named_regimens))]
+        for k, group in enumerate(a.phrasings_near):
+            owners[f"near:{a.id}:{k}"] = list(group.phrasings)
     for ce in case.rubric.critical_errors:
         if ce.kind == "dangerous_action":
             owners[f"error:{ce.id}"] = list(ce.phrasings)

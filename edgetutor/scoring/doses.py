@@ -170,18 +170,18 @@ def parse(toks: list[str]) -> Written:
     while i < len(words):
         w = words[i]
         prev = words[i - 1] if i else ""
+        freq = _phrase_at(words, i, t.frequency)  # before numbers: "twice" and "once" are numbers too
+        if freq:
+            out.frequencies.append(t.frequency[freq])
+            i += len(freq)
+            continue
+        single = _phrase_at(words, i, t.single)
+        if single:
+            out.single = True
+            i += len(single)
+            continue
         value = _number(w)
         if value is None:
-            freq = _phrase_at(words, i, t.frequency)
-            if freq:
-                out.frequencies.append(t.frequency[freq])
-                i += len(freq)
-                continue
-            single = _phrase_at(words, i, t.single)
-            if single:
-                out.single = True
-                i += len(single)
-                continue
             if w in t.strength_prefixes and i + 1 < len(words) and _number(words[i + 1]) is not None:
                 out.percents.append(float(words[i + 1]))  # "D10"
                 i += 2
@@ -249,6 +249,10 @@ def parse(toks: list[str]) -> Written:
         if nxt in t.duration_units and prev not in t.not_duration_after:
             days = t.duration_units[nxt]
             out.days.append((value * days, hi * days))
+            i = j + 1
+            continue
+        if prev == "in" and nxt in ("doses", "divided"):
+            out.frequencies.append(value)  # "80 mg/kg/day in 2 divided doses"
             i = j + 1
             continue
         if nxt in ("doses", "dose"):

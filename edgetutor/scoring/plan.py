@@ -117,11 +117,13 @@ class PlanReading:
         # before: from the previous unit (after its last separator) or the sentence start
         start = self.widx[prev_end - 1] + 1 if prev_end is not None else 0
         before = []
+        bounded = False
         for t in reversed(self.toks[start:t0]):
             if t in HARD_BOUNDARIES:
+                bounded = True  # "...; 3 L crystalloid": the words after the ';' are this item's
                 break
             before.insert(0, t)
-        if prev_end is not None:
+        if prev_end is not None and not bounded:
             cut = max((k for k, t in enumerate(before) if _separator(t)), default=None)
             before = before[cut + 1 :] if cut is not None else []
         return before, after
@@ -157,8 +159,19 @@ def read_plan(
     units = _units(raw)
     reading = PlanReading(toks, widx, words, [], units)
     cues = _cue_spans(words)
+    longest: dict[int, tuple[int, set[str]]] = {}
+    for owner, _, s, e in raw:
+        unit = next(u for u in units if u.start <= s and e <= u.end)
+        size, holders = longest.get(unit.start, (0, set()))
+        if e - s > size:
+            longest[unit.start] = (e - s, {owner})
+        elif e - s == size:
+            holders.add(owner)
     for owner, phrase, s, e in raw:
         unit = next(u for u in units if u.start <= s and e <= u.end)
+        size, holders = longest[unit.start]
+        if e - s < size and owner not in holders:
+            continue  # "insulin" inside "insulin for life" or "insulin bolus" is not the insulin plan
         scope = _scope(reading, unit, cues)
         written = " ".join(words[s:e])
         reading.matches.append(Match(owner, phrase, s, e, written, scope))
@@ -175,7 +188,8 @@ def _units(raw: list[tuple[str, str, int, int]]) -> list[Unit]:
     for owner, _, s, e in raw:
         for u in units:
             if u.start <= s and e <= u.end:
-                u.kinds.add(owner.split(":", 1)[0])
+                kind = owner.split(":", 1)[0]
+                u.kinds.add("action" if kind == "near" else kind)
     return units
 
 
