@@ -207,7 +207,7 @@ def parse(toks: list[str]) -> Written:
         # "3/7", "2/52": a course; "80/480": a combination tablet's strengths (the first counts)
         if nxt == "/" and j + 1 < len(words) and _number(words[j + 1]) is not None:
             denom = _number(words[j + 1]) or 0.0
-            if denom in t.fraction_days and value <= denom:
+            if denom in t.fraction_days:
                 days = t.fraction_days[denom]
                 out.days.append((value * days, hi * days))
                 i = j + 2
@@ -242,6 +242,11 @@ def parse(toks: list[str]) -> Written:
                     per, k = "day", k + step
                 else:
                     break
+            # "500 mg x 2 tabs": the strength of a tablet times the number of tablets
+            m = k + (1 if k < len(words) and words[k] == "x" else 0)
+            count = _number(words[m]) if m < len(words) else None
+            if dim == "mass" and count and m + 1 < len(words) and t.units.get(words[m + 1], ("",))[0] == "tablet":
+                value, hi, k = value * count, hi * count, m + 2
             text = " ".join(words[i:k])
             out.amounts.append(Amount(value, hi, Unit(dim, factor, per_kg, per), text))
             i = k

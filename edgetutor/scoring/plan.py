@@ -213,6 +213,12 @@ def _cue_spans(words: list[str]) -> dict[str, dict[int, Cue]]:
     return {"start": starts, "end": ends}
 
 
+def _listed(gap: set[str], a: Unit | None, b: Unit) -> bool:
+    """Whether punctuation between two items continues a list: "ibuprofen, diclofenac" or
+    "diuretics (furosemide)" do for things to avoid; "stop breastfeeding, ORS" does not."""
+    return bool(a) and gap <= {",", "(", ")"} and "error" in (a.kinds if a else set()) and "error" in b.kinds
+
+
 def _same_kind(a: Unit, b: Unit) -> bool:
     kinds_a = a.kinds - {"drug"} or a.kinds
     kinds_b = b.kinds - {"drug"} or b.kinds
@@ -236,7 +242,7 @@ def _scope(r: PlanReading, unit: Unit, cues: dict[str, dict[int, Cue]]) -> str |
         if gap & HARD_BOUNDARIES:
             break
         other = unit_at.get(k)
-        if gap & SOFT_BOUNDARIES and not (other and _same_kind(other, unit) and gap <= {","}):
+        if gap & SOFT_BOUNDARIES and not _listed(gap, other, unit):
             break
         if other is not None and other is not unit:
             if not _same_kind(other, unit):
@@ -270,7 +276,7 @@ def _scope(r: PlanReading, unit: Unit, cues: dict[str, dict[int, Cue]]) -> str |
         if gap & HARD_BOUNDARIES:
             break
         other = unit_at.get(k)
-        if gap & SOFT_BOUNDARIES and not (other and _same_kind(other, unit) and gap <= {","}):
+        if gap & SOFT_BOUNDARIES and not _listed(gap, other, unit):
             break
         if other is not None:
             if not _same_kind(other, unit):

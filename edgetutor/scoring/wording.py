@@ -162,7 +162,7 @@ def canonical(toks: list[str], diagnosis: bool = False) -> list[str]:
     tables = [w.diagnosis_rewrite, w.rewrite] if diagnosis else [w.rewrite]
     out = list(toks)
     if diagnosis:
-        out = [_qualifier_typo(t) for t in out]
+        out = [_rewrite_typo(_qualifier_typo(t), tables) for t in out]
     for table in tables:
         i, result = 0, []
         while i < len(out):
@@ -205,6 +205,16 @@ def _qualifier_typo(tok: str) -> str:
     if len(tok) < 5 or not tok.isalpha() or tok in w.known_words:
         return tok
     close = {q[0] for q in w.qualifier if len(q) == 1 and edit_distance(tok, q[0], 1) <= 1}
+    return close.pop() if len(close) == 1 else tok
+
+
+def _rewrite_typo(tok: str, tables: list[dict[Phrase, Phrase]]) -> str:
+    """A misspelt word that a rewrite knows ("tuberclosis") as that word, so it is rewritten."""
+    w = wording()
+    if len(tok) < 5 or not tok.isalpha() or tok in w.known_words or any((tok,) in t for t in tables):
+        return tok
+    close = {k[0] for table in tables for k in table if len(k) == 1 and k[0] != tok and len(k[0]) >= 5}
+    close = {c for c in close if edit_distance(tok, c, typo_limit(c)) <= typo_limit(c)}
     return close.pop() if len(close) == 1 else tok
 
 
