@@ -163,13 +163,17 @@ def _dose_rules(case: Case, problem: Any) -> Iterator[Problem]:
                 if ref not in errors:
                     yield problem((*loc, "wrong_dose_error"), f"unknown critical error {ref!r}")
                 elif errors[ref].kind != "wrong_dose":
-                    yield problem((*loc, "wrong_dose_error"), f"critical error {ref!r} is not kind wrong_dose")
+                    yield problem(
+                        (*loc, "wrong_dose_error"), f"critical error {ref!r} is not kind wrong_dose"
+                    )
             per_kg = any("/kg" in (r.unit or "").replace(" ", "") for g in block.regimens for r in g.dose)
             if per_kg and not case.vitals.weight_kg:
                 yield problem((*loc, "regimens"), "a per-kg dose needs vitals.weight_kg")
     for i, ce in enumerate(case.rubric.critical_errors):
         if ce.kind == "wrong_dose" and ce.id not in named:
-            yield problem(("rubric", "critical_errors", i, "kind"), "no management dose names this wrong_dose error")
+            yield problem(
+                ("rubric", "critical_errors", i, "kind"), "no management dose names this wrong_dose error"
+            )
 
 
 def _diagnosis_rules(case: Case, problem: Any) -> Iterator[Problem]:
@@ -186,14 +190,18 @@ def _diagnosis_rules(case: Case, problem: Any) -> Iterator[Problem]:
                 f"synonym {name!r} would not be credited ({verdict.evidence})",
                 "warning",
             )
-    near = [(("diagnosis", "primary", "not_synonyms", j), n) for j, n in enumerate(primary.not_synonyms)]
+    near: list[tuple[tuple[Any, ...], str]] = [
+        (("diagnosis", "primary", "not_synonyms", j), n) for j, n in enumerate(primary.not_synonyms)
+    ]
     for i, d in enumerate(case.diagnosis.differentials):
         near += [(("diagnosis", "differentials", i, "name"), d.name)]
         near += [(("diagnosis", "differentials", i, "synonyms", j), n) for j, n in enumerate(d.synonyms)]
     for loc, name in near:
         verdict = matcher.primary(name)
         if verdict.credited:
-            yield problem(loc, f"{name!r} would be credited as the primary diagnosis ({verdict.evidence})", "warning")
+            yield problem(
+                loc, f"{name!r} would be credited as the primary diagnosis ({verdict.evidence})", "warning"
+            )
 
 
 def lint_source(src: Path) -> tuple[list[Case], list[Problem]]:

@@ -110,7 +110,9 @@ class Context:
     differentials_text: str
     dx: DiagnosisMatcher
     plan: PlanReading
-    dose_verdicts: dict[str, tuple[Verdict, str]] = field(default_factory=dict)  # action id -> (verdict, drug)
+    dose_verdicts: dict[str, tuple[Verdict, str]] = field(
+        default_factory=dict
+    )  # action id -> (verdict, drug)
 
 
 Credit = tuple[float, str]
@@ -231,9 +233,13 @@ def _critical(ctx: Context, items: dict[str, ItemResult]) -> list[CriticalResult
                     wrong_dose[block.wrong_dose_error] = f"{drug}: {verdict.note}"
     for ce in ctx.case.rubric.critical_errors:
         if ce.kind == "dangerous_action":
-            hits = [m for m in ctx.plan.planned(f"error:{ce.id}") if not near_any(ctx.plan, m, ce.unless_near)]
+            hits = [
+                m for m in ctx.plan.planned(f"error:{ce.id}") if not near_any(ctx.plan, m, ce.unless_near)
+            ]
             if hits:
-                out.append(CriticalResult(ce.id, ce.description, ce.cap, f"plan mentions {hits[0].written!r}"))
+                out.append(
+                    CriticalResult(ce.id, ce.description, ce.cap, f"plan mentions {hits[0].written!r}")
+                )
         elif ce.kind == "wrong_dose":
             if ce.id in wrong_dose:
                 out.append(CriticalResult(ce.id, ce.description, ce.cap, wrong_dose[ce.id]))

@@ -217,9 +217,7 @@ class DiagnosisMatcher:
             if stripped == name.words or tuple(clause.words) == name.words:
                 if name.owner == "primary":
                     return "primary", f"{clause.text!r} is {name.label!r}", name
-                near = name.owner == "not" or any(
-                    s[2].owner == "primary" for s in self._spans(clause.words)
-                )
+                near = name.owner == "not" or any(s[2].owner == "primary" for s in self._spans(clause.words))
                 return ("near" if near else "other"), f"{clause.text!r} is {name.label!r}", name
         spans = self._spans(clause.words)
         best = self._best(spans)

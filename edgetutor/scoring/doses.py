@@ -9,6 +9,7 @@ frequency and duration words are data in `doses.yaml` next to this file.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -166,6 +167,13 @@ def parse(toks: list[str]) -> Written:
             out.days.append((months * 30, months * 30))
     words = [x for x in toks if is_word(x) or x in {"/", "-", "%"}]
     out.then = "then" in words
+    # A schedule of hours ("at 0, 8, 24, 36, 48 and 60 hours"): that many doses over those days.
+    for m in re.finditer(r"\bat ((?:\d+ (?:, |and )?){3,})(?:h|hr|hrs|hours)\b", joined):
+        times = [float(x) for x in re.findall(r"\d+", m.group(1))]
+        days = float(math.ceil((max(times) + 1) / 24))
+        out.dose_counts.append(len(times))
+        out.days.append((days, days))
+        out.frequencies.append(len(times) / days)
     i = 0
     while i < len(words):
         w = words[i]
@@ -243,10 +251,11 @@ def parse(toks: list[str]) -> Written:
                 else:
                     break
             # "500 mg x 2 tabs": the strength of a tablet times the number of tablets
-            m = k + (1 if k < len(words) and words[k] == "x" else 0)
-            count = _number(words[m]) if m < len(words) else None
-            if dim == "mass" and count and m + 1 < len(words) and t.units.get(words[m + 1], ("",))[0] == "tablet":
-                value, hi, k = value * count, hi * count, m + 2
+            at = k + (1 if k < len(words) and words[k] == "x" else 0)
+            count = _number(words[at]) if at < len(words) else None
+            tablet = at + 1 < len(words) and t.units.get(words[at + 1], ("", 0.0))[0] == "tablet"
+            if dim == "mass" and count and tablet:
+                value, hi, k = value * count, hi * count, at + 2
             text = " ".join(words[i:k])
             out.amounts.append(Amount(value, hi, Unit(dim, factor, per_kg, per), text))
             i = k
@@ -407,9 +416,7 @@ def check(dose: DrugDose, written: Written, weight: float | None, said: list[str
         return Verdict(1.0, f"{phrase!r} names the whole regimen")
     best: Verdict | None = None
     for regimen in dose.regimens:
-        if regimen.route and not any(
-            all(w in said for w in words_of(route)) for route in regimen.route
-        ):
+        if regimen.route and not any(all(w in said for w in words_of(route)) for route in regimen.route):
             continue
         v = check_regimen(regimen, written, weight)
         if v.credit < 0:

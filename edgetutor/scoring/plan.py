@@ -116,7 +116,7 @@ class PlanReading:
             after = after[:cut] if cut is not None else after
         # before: from the previous unit (after its last separator) or the sentence start
         start = self.widx[prev_end - 1] + 1 if prev_end is not None else 0
-        before = []
+        before: list[str] = []
         bounded = False
         for t in reversed(self.toks[start:t0]):
             if t in HARD_BOUNDARIES:
@@ -133,9 +133,7 @@ def _separator(tok: str) -> bool:
     return tok in {",", "+", "&", "and", "plus", "with", "also"}
 
 
-def read_plan(
-    text: str | None, owners: dict[str, list[str]], protected: Iterable[str] = ()
-) -> PlanReading:
+def read_plan(text: str | None, owners: dict[str, list[str]], protected: Iterable[str] = ()) -> PlanReading:
     """Find every owner's phrasings in the plan and decide whether each is planned."""
     toks = canonical(tokens(text or ""))
     widx = [i for i, t in enumerate(toks) if is_word(t)]
