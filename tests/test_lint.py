@@ -207,7 +207,8 @@ def test_near_misses_the_scorer_would_credit_are_warned() -> None:
     ).replace("p falciparum malaria]", "p falciparum malaria, severe malaria]")
     found = "\n".join(problems_for(text))
     assert "warning: diagnosis.differentials[1].synonyms[1]: 'falciparum malaria' would be credited" in found
-    assert "warning: diagnosis.primary.synonyms[5]: synonym 'severe malaria' would not be credited" in found
+    assert "warning: diagnosis.primary.synonyms[5]: synonym 'severe malaria' says severe (severity)" in found
+    assert "warning: diagnosis.primary.not_synonyms[1]: 'severe malaria' would be credited" in found
 
 
 def test_dose_blocks_must_name_a_wrong_dose_error() -> None:

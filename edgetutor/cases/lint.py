@@ -178,18 +178,19 @@ def _dose_rules(case: Case, problem: Any) -> Iterator[Problem]:
 
 def _diagnosis_rules(case: Case, problem: Any) -> Iterator[Problem]:
     """Warnings where the scorer would credit a near miss as the diagnosis, or refuse a synonym."""
-    from ..scoring.diagnosis import case_matcher
+    from ..scoring.diagnosis import canon_words, case_matcher, names_of
 
     matcher = case_matcher(case)
     primary = case.diagnosis.primary
+    # a synonym whose qualifier contradicts the name, or that is also a differential or near miss
+    others = {" ".join(canon_words(n)): n for d in case.diagnosis.differentials for n in names_of(d)}
+    others |= {" ".join(canon_words(n)): n for n in primary.not_synonyms}
     for j, name in enumerate(primary.synonyms):
-        verdict = matcher.primary(name)
-        if not verdict.credited:
-            yield problem(
-                ("diagnosis", "primary", "synonyms", j),
-                f"synonym {name!r} would not be credited ({verdict.evidence})",
-                "warning",
-            )
+        why = matcher.conflict(canon_words(name))
+        clash = others.get(" ".join(canon_words(name)))
+        if why or clash:
+            reason = why or f"is also listed as {clash!r}"
+            yield problem(("diagnosis", "primary", "synonyms", j), f"synonym {name!r} {reason}", "warning")
     near: list[tuple[tuple[Any, ...], str]] = [
         (("diagnosis", "primary", "not_synonyms", j), n) for j, n in enumerate(primary.not_synonyms)
     ]

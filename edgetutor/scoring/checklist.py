@@ -95,8 +95,9 @@ class Score:
 def mentions(text: str | None, phrases: list[str], allow_negated: bool = True) -> str | None:
     """The first phrase found in text (None if none). With allow_negated=False, a phrase the text
     negates or puts in the past ("avoid X", "X already failed") does not count."""
-    reading = read_plan(text, {"x": list(phrases)})
-    found = reading.found("x") if allow_negated else reading.planned("x")
+    # read as things that can be refused, so a cue reaches over a list ("avoid X, Y and Z")
+    reading = read_plan(text, {"error:x": list(phrases)})
+    found = reading.found("error:x") if allow_negated else reading.planned("error:x")
     return min(found, key=lambda m: m.start).phrase if found else None
 
 

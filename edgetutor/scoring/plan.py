@@ -214,13 +214,16 @@ def _cue_spans(words: list[str]) -> dict[str, dict[int, Cue]]:
 def _listed(gap: set[str], a: Unit | None, b: Unit) -> bool:
     """Whether punctuation between two items continues a list: "ibuprofen, diclofenac" or
     "diuretics (furosemide)" do for things to avoid; "stop breastfeeding, ORS" does not."""
-    return bool(a) and gap <= {",", "(", ")"} and "error" in (a.kinds if a else set()) and "error" in b.kinds
+    if a is None or not gap <= {",", "(", ")"} or "error" not in b.kinds or "action" in a.kinds:
+        return False
+    return bool(a.kinds & {"error", "drug"})
 
 
 def _same_kind(a: Unit, b: Unit) -> bool:
-    kinds_a = a.kinds - {"drug"} or a.kinds
-    kinds_b = b.kinds - {"drug"} or b.kinds
-    return bool(kinds_a & kinds_b)
+    """Whether two items can share a cue: both things to avoid, both planned actions, or either
+    a drug the case does not list (its kind is unknown)."""
+    kinds_a, kinds_b = a.kinds - {"drug"}, b.kinds - {"drug"}
+    return not kinds_a or not kinds_b or bool(kinds_a & kinds_b)
 
 
 def _negated_before(words: list[str], at: int) -> bool:
