@@ -136,7 +136,7 @@ def _diagnosis(ctx: Context, item: RubricItem, ref: str) -> Credit:
     if ref == "primary":
         verdict = ctx.dx.primary(ctx.primary_text)
         return (1.0 if verdict.credited else 0.0), verdict.evidence
-    pool = [ctx.primary_text, ctx.differentials_text, ctx.t.plan or ""]
+    pool = [ctx.t.diagnosis or "", ctx.t.plan or ""]  # naming one anywhere is considering it
     named = ctx.dx.differentials_named([p for p in pool if p], ctx.case.diagnosis.differentials)
     if named:
         return 1.0, "named " + ", ".join(named)
@@ -251,12 +251,12 @@ def _critical(ctx: Context, items: dict[str, ItemResult]) -> list[CriticalResult
 
 def score(case: Case, t: Transcript, pack: dict[str, Any] | None = None) -> Score:
     """Score a transcript against the case rubric. Pure: the same input gives the same Score."""
-    primary_text, differentials_text = split_diagnosis(t.diagnosis)
+    dx = case_matcher(case)
+    primary_text, differentials_text = dx.split(t.diagnosis)
     protected = {w for a in case.management for d in a.dose for w in plan_words(d.drug)}
     ctx = Context(
-        case, t, primary_text, differentials_text, case_matcher(case),
-        read_plan(t.plan, _plan_owners(case), protected),
-    )  # fmt: skip
+        case, t, primary_text, differentials_text, dx, read_plan(t.plan, _plan_owners(case), protected)
+    )
     items: list[ItemResult] = []
     for item in case.rubric.items:
         kind, ref = item.target

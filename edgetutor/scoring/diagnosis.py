@@ -238,6 +238,22 @@ class DiagnosisMatcher:
             return "conflict", f"{clause.text!r} {why}", name
         return "primary", f"{clause.text!r} names {name.label!r}", name
 
+    def all_negated(self, text: str) -> bool:
+        """Whether every clause that names something negates it ("severe malaria excluded")."""
+        kinds = [self.read_clause(c)[0] for c in self.clauses(text)]
+        named = [k for k in kinds if k != "none"]
+        return bool(named) and all(k == "negated" for k in named)
+
+    def split(self, text: str | None) -> tuple[str, str]:
+        """(primary, differentials), passing over leading parts that only exclude something:
+        "severe malaria excluded; uncomplicated malaria; ddx typhoid"."""
+        rest = text or ""
+        primary, differentials = split_diagnosis(rest)
+        while primary and ";" in rest and self.all_negated(primary):
+            rest = rest.split(";", 1)[1]
+            primary, differentials = split_diagnosis(rest)
+        return primary, differentials
+
     def primary(self, text: str) -> Verdict:
         """Whether the primary part of a diagnosis line names the primary diagnosis."""
         clauses = self.clauses(text)
