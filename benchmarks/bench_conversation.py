@@ -109,7 +109,9 @@ def evaluate(which: str = "conversation", encoder: Any = "auto") -> dict[str, An
         case = load_case(CASES / f"{spec['case']}.yaml")
         encounter = Encounter(case, None, encoder)
         ice_facts = frozenset(
-            f.id for f in case.facts if f.category.value == "ice" or any(t.startswith("ice.") for t in f.topics)
+            f.id
+            for f in case.facts
+            if f.category.value == "ice" or any(t.startswith("ice.") for t in f.topics)
         )
         good = 0
         for utt in spec["utterances"]:

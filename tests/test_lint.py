@@ -198,3 +198,23 @@ def test_build_refuses_symlinks_in_source(tmp_path: Path, publisher: tuple[Path,
     )
     assert result.exit_code == 1 and "is a symbolic link" in result.stderr
     assert not out.exists()
+
+
+def test_near_misses_the_scorer_would_credit_are_warned() -> None:
+    text = GOOD.replace(
+        "    - name: Severe malaria\n      synonyms: [complicated malaria]",
+        "    - name: Severe malaria\n      synonyms: [complicated malaria, falciparum malaria]",
+    ).replace("p falciparum malaria]", "p falciparum malaria, severe malaria]")
+    found = "\n".join(problems_for(text))
+    assert "warning: diagnosis.differentials[1].synonyms[1]: 'falciparum malaria' would be credited" in found
+    assert "warning: diagnosis.primary.synonyms[5]: synonym 'severe malaria' says severe (severity)" in found
+    assert "warning: diagnosis.primary.not_synonyms[1]: 'severe malaria' would be credited" in found
+
+
+def test_dose_blocks_must_name_a_wrong_dose_error() -> None:
+    text = GOOD.replace("wrong_dose_error: act-wrong-dose", "wrong_dose_error: chloroquine")
+    found = "\n".join(problems_for(text))
+    assert "critical error 'chloroquine' is not kind wrong_dose" in found
+    assert "no management dose names this wrong_dose error" in found
+    bad_unit = GOOD.replace("unit: tablet}", "unit: spoonful}")
+    assert any("unknown dose unit 'spoonful'" in p for p in problems_for(bad_unit))

@@ -232,3 +232,98 @@ def test_narrative_with_the_real_model_never_replaces_the_itemised_debrief(
         assert story["reasons"] == check(story["draft"], source_text(doc["debrief"])) != []
     else:
         assert check(story["text"], source_text(doc["debrief"])) == []
+
+
+@pytest.mark.parametrize(
+    ("written", "names", "credited"),
+    [("NSTEMI", ["STEMI", "acute myocardial infarction"], False),
+     ("non-STEMI", ["STEMI"], False),
+     ("STEMI (inferior)", ["STEMI"], True),
+     ("complicated malaria", ["Uncomplicated malaria", "malaria"], False),
+     ("cerebral malaria", ["Uncomplicated malaria", "malaria"], False),
+     ("uncomplicated malaria", ["Severe malaria", "complicated malaria"], False),
+     ("no pneumonia", ["pneumonia"], False),
+     ("pneumonia ruled out", ["pneumonia"], False),
+     ("latent TB", ["Pulmonary tuberculosis", "tuberculosis", "tb"], False),
+     ("extrapulmonary TB", ["Pulmonary tuberculosis", "tuberculosis", "tb"], False),
+     ("PTB", ["Pulmonary tuberculosis", "tb"], True),
+     ("severe dehydration", ["Diarrhoea with some dehydration", "some dehydration"], False),
+     ("pnuemonia", ["pneumonia"], True)],
+)  # fmt: skip
+def test_negations_and_qualifiers_are_never_fuzzy_matched(
+    written: str, names: list[str], credited: bool
+) -> None:
+    assert diagnosis_matches(written, names) is credited, written
+
+
+@pytest.mark.parametrize(
+    ("plan", "planned"),
+    [("ergometrine is contraindicated here", False),
+     ("azithromycin because ciprofloxacin already failed", False),
+     ("avoid ibuprofen, diclofenac and ciprofloxacin", False),
+     ("allergic to ciprofloxacin", False),
+     ("she took cipro from the chemist", False),
+     ("amoxicillin instead of ciprofloxacin", False),
+     ("do not stop ciprofloxacin", True),
+     ("stop the syrup and give ciprofloxacin", True),
+     ("ciprofloxacin 500 mg bd", True)],
+)  # fmt: skip
+def test_negation_and_history_scope_in_plans(plan: str, planned: bool) -> None:
+    drugs = ["ergometrine", "ciprofloxacin", "cipro"]
+    assert (mentions(plan, drugs, allow_negated=False) is not None) is planned, plan
+    assert mentions(plan, drugs) is not None  # named either way
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "per_day", "days"),
+    [("AL 4 tabs BD x 3/7", (4, "tablet"), 2, 3),
+     ("amoxicillin 40mg/kg bd 5 days", (40, "mg/kg"), 2, 5),
+     ("ceftriaxone 2g IV 12 hourly", (2, "g"), 2, None),
+     ("zinc 20 mg once daily for 10-14 days", (20, "mg"), 1, (10, 14)),
+     ("regular insulin 0.1 u/kg/hr", (0.1, "unit/kg/h"), None, None),
+     ("artemether-lumefantrine 80/480 twice a day, 6 doses", (80, "mg"), 2, None),
+     ("azithromycin 500 mg x 2 tabs daily for one week", (1000, "mg"), 1, 7),
+     ("2HRZE/4HR 3 tablets daily", (3, "tablet"), 1, 180)],
+)  # fmt: skip
+def test_dose_parser_reads_how_trainees_write(
+    text: str, amount: tuple, per_day: float | None, days: object
+) -> None:
+    from edgetutor.scoring.doses import parse, parse_unit
+    from edgetutor.scoring.wording import tokens
+
+    written = parse(tokens(text))
+    value, unit = amount
+    target = parse_unit(unit)
+    assert any(
+        a.lo * a.unit.factor == pytest.approx(value * target.factor) and a.unit.dim == target.dim
+        and a.unit.per_kg == target.per_kg and a.unit.per == target.per
+        for a in written.amounts
+    ), (text, written.amounts)  # fmt: skip
+    if per_day is not None:
+        assert per_day in written.frequencies, (text, written.frequencies)
+    if days is not None:
+        lo, hi = days if isinstance(days, tuple) else (days, days)
+        assert (lo, hi) in written.days or (written.then and sum(d[0] for d in written.days) == lo), written
+
+
+def test_a_drug_named_without_its_dose_gets_partial_credit_and_says_why(case: Case) -> None:
+    result = score(case, full(plan=GOOD_PLAN.replace("4 tabs twice daily 3 days", "for three days")))
+    act = next(i for i in result.items if i.id == "m-act")
+    assert not act.done and act.credit == 0.5 and "dose not stated" in act.note
+    assert result.raw < 1.0 and not result.critical
+    doc = debrief(case, result)
+    assert "[~] Prescribed artemether-lumefantrine at the right dose" in format_debrief(doc)
+    assert "dose not stated" in format_debrief(doc)
+
+
+def test_a_wrong_dose_gets_no_credit_and_the_case_s_critical_error(case: Case) -> None:
+    result = score(case, full(plan=GOOD_PLAN.replace("4 tabs", "2 tabs")))
+    act = next(i for i in result.items if i.id == "m-act")
+    assert act.credit == 0 and "2 tablet, expected 4 tablet" in act.note
+    assert [c.id for c in result.critical] == ["act-wrong-dose"] and result.total <= 0.5
+
+
+def test_every_credit_names_its_evidence(case: Case) -> None:
+    result = score(case, full())
+    assert all(i.note for i in result.items)
+    assert "credit" in result.as_dict()["items"][0] and "done" in result.as_dict()["items"][0]

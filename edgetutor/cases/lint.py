@@ -107,6 +107,9 @@ def _case_rules(case: Case, doc: YamlDoc, filename: str) -> Iterator[Problem]:
         if st.test not in tests:
             yield problem(("rubric", "stewardship", i, "test"), f"unknown test {st.test!r}")
 
+    yield from _dose_rules(case, problem)
+    yield from _diagnosis_rules(case, problem)
+
     if not case.management and not case.management_note:
         yield problem(("management",), "no management actions: add some, or say why in management_note")
 
@@ -195,6 +198,61 @@ def _topic_rules(case: Case, problem: Any) -> Iterator[Problem]:
                 f"the checklist asks for topic {item.topic!r}, which no fact answers and topic_answers "
                 "does not override: the patient will give the normal default answer",
                 "warning",
+            )
+
+
+def _dose_rules(case: Case, problem: Any) -> Iterator[Problem]:
+    """Dose blocks: their critical errors exist and are of kind wrong_dose; per-kg doses need a weight."""
+    errors = {ce.id: ce for ce in case.rubric.critical_errors}
+    named: set[str] = set()
+    for i, action in enumerate(case.management):
+        for j, block in enumerate(action.dose):
+            loc = ("management", i, "dose", j)
+            ref = block.wrong_dose_error
+            if ref:
+                named.add(ref)
+                if ref not in errors:
+                    yield problem((*loc, "wrong_dose_error"), f"unknown critical error {ref!r}")
+                elif errors[ref].kind != "wrong_dose":
+                    yield problem(
+                        (*loc, "wrong_dose_error"), f"critical error {ref!r} is not kind wrong_dose"
+                    )
+            per_kg = any("/kg" in (r.unit or "").replace(" ", "") for g in block.regimens for r in g.dose)
+            if per_kg and not case.vitals.weight_kg:
+                yield problem((*loc, "regimens"), "a per-kg dose needs vitals.weight_kg")
+    for i, ce in enumerate(case.rubric.critical_errors):
+        if ce.kind == "wrong_dose" and ce.id not in named:
+            yield problem(
+                ("rubric", "critical_errors", i, "kind"), "no management dose names this wrong_dose error"
+            )
+
+
+def _diagnosis_rules(case: Case, problem: Any) -> Iterator[Problem]:
+    """Warnings where the scorer would credit a near miss as the diagnosis, or refuse a synonym."""
+    from ..scoring.diagnosis import canon_words, case_matcher, names_of
+
+    matcher = case_matcher(case)
+    primary = case.diagnosis.primary
+    # a synonym whose qualifier contradicts the name, or that is also a differential or near miss
+    others = {" ".join(canon_words(n)): n for d in case.diagnosis.differentials for n in names_of(d)}
+    others |= {" ".join(canon_words(n)): n for n in primary.not_synonyms}
+    for j, name in enumerate(primary.synonyms):
+        why = matcher.conflict(canon_words(name))
+        clash = others.get(" ".join(canon_words(name)))
+        if why or clash:
+            reason = why or f"is also listed as {clash!r}"
+            yield problem(("diagnosis", "primary", "synonyms", j), f"synonym {name!r} {reason}", "warning")
+    near: list[tuple[tuple[Any, ...], str]] = [
+        (("diagnosis", "primary", "not_synonyms", j), n) for j, n in enumerate(primary.not_synonyms)
+    ]
+    for i, d in enumerate(case.diagnosis.differentials):
+        near += [(("diagnosis", "differentials", i, "name"), d.name)]
+        near += [(("diagnosis", "differentials", i, "synonyms", j), n) for j, n in enumerate(d.synonyms)]
+    for loc, name in near:
+        verdict = matcher.primary(name)
+        if verdict.credited:
+            yield problem(
+                loc, f"{name!r} would be credited as the primary diagnosis ({verdict.evidence})", "warning"
             )
 
 

@@ -220,6 +220,8 @@ class Investigation(Strict):
 class NamedDiagnosis(Strict):
     name: Text
     synonyms: list[Phrase] = Field(default_factory=list)
+    # Near misses that are wrong although they look alike ("NSTEMI" for a STEMI): never credited.
+    not_synonyms: list[Phrase] = Field(default_factory=list)
     icd10: Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$")] | None = None
 
 
@@ -228,11 +230,84 @@ class Diagnosis(Strict):
     differentials: list[NamedDiagnosis] = Field(default_factory=list)
 
 
+class DoseRange(Strict):
+    """An accepted range; `unit` for amounts ("mg", "mg/kg", "tablet", "unit/kg/h", "mL/kg")."""
+
+    min: float = Field(ge=0)
+    max: float = Field(ge=0)
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DoseRange:
+        if self.max < self.min:
+            raise ValueError("max is below min")
+        if self.unit is not None:
+            from ..scoring.doses import parse_unit  # the unit words live with the dose reader
+
+            parse_unit(self.unit)
+        return self
+
+
+DoseField = Literal["frequency_per_day", "days", "hours"]
+
+
+class Regimen(Strict):
+    """One accepted way of giving a drug to this patient."""
+
+    # Accepted amounts per dose (or per hour or per day, as the unit says); any one will do.
+    dose: list[DoseRange] = Field(min_length=1)
+    frequency_per_day: DoseRange | None = None
+    days: DoseRange | None = None
+    hours: DoseRange | None = None  # over how long ("ORS over 4 hours")
+    percent: DoseRange | None = None  # solution strength, checked when written ("10% glucose")
+    # Words one of which must be written with the drug for this regimen to apply ("rectal").
+    route: list[Phrase] = Field(default_factory=list)
+    tablet_mg: float | None = Field(default=None, gt=0)  # mg of the first component in a tablet
+    # Checked when written, but not needed for full credit (a pre-referral dose's frequency).
+    optional: list[DoseField] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _units(self) -> Regimen:
+        for r in self.dose:
+            if not r.unit:
+                raise ValueError("each dose range needs a unit")
+        for name in ("frequency_per_day", "days", "hours", "percent"):
+            r = getattr(self, name)
+            if r is not None and r.unit:
+                raise ValueError(f"{name} takes no unit")
+        return self
+
+
+class DrugDose(Strict):
+    """The dose a management action expects for one drug. Full credit needs a written dose (and
+    each of frequency, days, hours the regimen lists) in range; the drug named without them gets
+    `partial_credit`; a dose out of range gets none and raises `wrong_dose_error`."""
+
+    drug: Text
+    # The action's phrasings that name this drug (empty: all of them).
+    names: list[Phrase] = Field(default_factory=list)
+    regimens: list[Regimen] = Field(min_length=1)
+    # Phrasings that state a whole regimen by its name ("plan b": ORS 75 mL/kg over 4 hours).
+    named_regimens: list[Phrase] = Field(default_factory=list)
+    partial_credit: float = Field(default=0.5, ge=0, lt=1)
+    wrong_dose_error: Id | None = None
+
+
+class NearPhrasings(Strict):
+    """Phrasings that count only with one of `near` in the same sentence ("TPT" is right for
+    the household contacts, never for the patient with active TB)."""
+
+    phrasings: list[Phrase] = Field(min_length=1)
+    near: list[Phrase] = Field(min_length=1)
+
+
 class Action(Strict):
     id: Id
     action: Text
     phrasings: list[Phrase] = Field(min_length=1)
+    phrasings_near: list[NearPhrasings] = Field(default_factory=list)
     critical: bool = False
+    dose: list[DrugDose] = Field(default_factory=list)
 
 
 TARGET_KINDS = ("fact", "exam", "test", "diagnosis", "management", "topic", "communication")
@@ -272,12 +347,16 @@ class RubricItem(Strict):
 
 
 class CriticalError(Strict):
-    """A dangerous action (matched in the plan) or a missed rubric item: it caps or fails the score."""
+    """A dangerous action (matched in the plan), a missed rubric item, or a wrong dose (named by
+    a management action's `dose.wrong_dose_error`): it caps or fails the score."""
 
     id: Id
     description: Text
-    kind: Literal["dangerous_action", "missed_item"]
+    kind: Literal["dangerous_action", "missed_item", "wrong_dose"]
     phrasings: list[Phrase] = Field(default_factory=list)  # for dangerous_action
+    # For dangerous_action: not this error when one of these is in the same sentence (TB
+    # preventive treatment "for the household contacts" is right; for the patient it is not).
+    unless_near: list[Phrase] = Field(default_factory=list)
     item: Id | None = None  # rubric item id, for missed_item
     # The highest score (0..1) the attempt can get; 0 means it fails outright.
     cap: float = Field(default=0.0, ge=0, le=1)

@@ -67,7 +67,8 @@ def debrief(case: Case, result: Score) -> dict[str, Any]:
     checklist = []
     for item in result.items:
         entry: dict[str, Any] = {
-            "item": item.description, "domain": item.domain, "weight": item.weight, "done": item.done
+            "item": item.description, "domain": item.domain, "weight": item.weight, "done": item.done,
+            "credit": item.credit, "note": item.note,
         }  # fmt: skip
         kind, ref = item.target.split(":", 1)
         if item.evidence:
@@ -108,11 +109,16 @@ def format_debrief(doc: Mapping[str, Any]) -> str:
         "Checklist:",
     ]
     for entry in doc["checklist"]:
-        mark = "x" if entry["done"] else " "
+        credit = entry.get("credit", 1.0 if entry["done"] else 0.0)
+        mark = "x" if entry["done"] else "~" if credit > 0 else " "
         ask = f'  (try: "{entry["ask"]}")' if entry.get("ask") else ""
         if entry.get("evidence"):
             ask = f'  (you said: "{entry["evidence"]}")'
-        lines.append(f"  [{mark}] {entry['item']}{ask}")
+        # A partial or refused plan or diagnosis item says why, so the trainee sees the evidence.
+        kind_says = entry.get("note") and entry["domain"] in ("management", "diagnosis") and not entry["done"]
+        why = f"  [{credit:.0%}: {entry['note']}]" if kind_says and credit > 0 else ""
+        why = why or (f"  [{entry['note']}]" if kind_says else "")
+        lines.append(f"  [{mark}] {entry['item']}{ask}{why}")
     for c in doc["critical_errors"]:
         lines.append(f"CRITICAL: {c['error']} ({c['evidence']}; score capped at {c['cap']:.0%})")
     for s in doc["stewardship"]:
