@@ -127,10 +127,17 @@ class History:
             best_f is not None
             and fact_ok
             and (
-                not cands
+                # Lexical scores of facts and topics are not on one scale: without the encoder,
+                # the case's facts come first and the taxonomy answers only what no fact matches.
+                not hybrid
+                or not cands
                 or best_f.score >= best_t.score + margin
                 or set(best_f.fact.topics) & set(cand_ids)
-                or (set(best_f.fact.topics) & near and best_f.score >= best_t.score - slack)
+                or (
+                    set(best_f.fact.topics) & near
+                    and best_f.score >= best_t.score - slack
+                    and best_f.score >= FACT_STRONG
+                )
             )
         ):
             found = self.facts.search(question, qvec)
@@ -176,9 +183,13 @@ class History:
             out.withheld = [m.fact.id for m in found.withheld]
             out.topics = sorted({t for f in out.facts for t in f.topics})
             return out
-        out.off_topic = (
-            not any(t.startswith("~") for t in content_terms(question)) and best_t.score < t_min * 0.75
-        )
+        clinical = any(t.startswith("~") for t in content_terms(question))
+        weak = best_t.score < t_min * 0.75
+        if qvec is not None:
+            # Closer to small talk (football, weather, the news) than to any history topic.
+            out.off_topic = self.topics.small_talk(qvec) > best_t.semantic or (not clinical and weak)
+        else:
+            out.off_topic = not clinical and weak
         return out
 
     def _ice(
