@@ -23,7 +23,7 @@ from typing import Any
 
 from ..cases.schema import Case, Sex
 from ..errors import EdgeTutorError
-from .lexicon import STOPWORDS, normalise
+from .lexicon import STOPWORDS, content_terms, normalise
 
 ACTS_FILE = "acts.yaml"
 HISTORY = "history"
@@ -201,7 +201,8 @@ def _is_question(clause: str, norm: str, asked: bool, alone: bool, generic: froz
     if _INTERROGATIVE.search(norm):
         return True
     # A turn of a few words ("fever since when", "cough") is a question typed without its mark.
-    return alone and len(norm.split()) <= 4 and bool(_content(norm, generic))
+    # Only when it names something clinical: "ok noted" is not a question about "noted".
+    return alone and len(norm.split()) <= 4 and any(t.startswith("~") for t in content_terms(norm))
 
 
 def classify(text: str) -> Turn:
