@@ -275,6 +275,7 @@ def test_topic_embeddings_are_computed_once_and_cached(encoder, tmp_path: Path, 
 
     monkeypatch.setenv("EDGETUTOR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(topics, "_VECTORS", {})
+    monkeypatch.setattr(topics, "_shipped", lambda *a: None)  # as if the taxonomy had just changed
     topic_vectors = topics.topic_vectors
     first = topic_vectors(taxonomy(), encoder)
     cached = list((tmp_path / "cache").glob("topics-*.npy"))
@@ -290,6 +291,18 @@ def test_topic_embeddings_are_computed_once_and_cached(encoder, tmp_path: Path, 
     monkeypatch.setattr(topics, "_VECTORS", {})
     rebuilt = topic_vectors(taxonomy(), encoder)
     assert rebuilt.shape == first.shape and calls == [first.shape[0]]
+
+
+def test_shipped_topic_vectors_match_the_taxonomy(encoder) -> None:  # type: ignore[no-untyped-def]
+    from edgetutor.patient import topics
+
+    texts, _, _ = topics.semantic_texts(topics.topic_docs(taxonomy()))
+    shipped = topics._shipped(topics.vector_key(taxonomy(), encoder), len(texts), encoder.dim)
+    assert shipped is not None, (
+        "edgetutor/cases/history_topics.npy is stale: run python scripts/embed_topics.py"
+    )
+    fresh = encoder.encode(texts[:20])
+    assert (abs(shipped[:20] - fresh) < 0.01).all()
 
 
 def _bench():  # type: ignore[no-untyped-def]

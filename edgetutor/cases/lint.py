@@ -132,6 +132,7 @@ def _case_rules(case: Case, doc: YamlDoc, filename: str) -> Iterator[Problem]:
     spoken += [(("patient", "unknown_answer"), case.patient.unknown_answer)]
     spoken += [(("patient", "persona", k), v) for k, v in case.patient.persona.model_dump().items()]
     spoken += [(("facts", i, "answer"), f.answer) for i, f in enumerate(case.facts)]
+    spoken += [(("topic_answers", i, "answer"), t.answer) for i, t in enumerate(case.topic_answers)]
     for where, text in spoken:
         said = norm(text)
         for name in primary:

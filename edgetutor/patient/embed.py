@@ -499,14 +499,15 @@ class Encoder:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the weights (for caches of embeddings): source folder, file size, shape."""
+        """Identifies the weights (for caches of embeddings), wherever they are installed: the
+        weight file's size, the shape, the vocabulary and the token limit."""
         size = 0
         if self.source is not None:
             try:
                 size = (self.source / "model.safetensors").stat().st_size
             except OSError:
                 size = 0
-        return f"{self.source}:{size}:{self.hidden}:{len(self.layers)}:{self.max_tokens}"
+        return f"minilm:{size}:{self.hidden}:{len(self.layers)}:{len(self.tokenizer.vocab)}:{self.max_tokens}"
 
     def token_ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, self.max_tokens)

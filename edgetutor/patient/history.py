@@ -87,6 +87,14 @@ class History:
         self.facts = FactIndex(case, encoder)
         self.topics = topic_index(encoder)
         self.covered = covered_topics(case)
+        names = [case.diagnosis.primary.name, *case.diagnosis.primary.synonyms]
+        for d in case.diagnosis.differentials:
+            names += [d.name, *d.synonyms]
+        self.dx_names = {normalise(n) for n in names if normalise(n)}
+
+    def _names_diagnosis(self, text: str) -> bool:
+        said = f" {normalise(text)} "
+        return any(f" {name} " in said for name in self.dx_names)
 
     def facts_for(self, topic: str | None) -> list[Fact]:
         ids = self.covered.get(topic or "", [])
@@ -163,6 +171,10 @@ class History:
                             out.facts.append(fact)
                 elif not tid.startswith("hpc.") or not out.facts:
                     text = default_answer(self.case, m.topic)
+                    if self._names_diagnosis(text):
+                        # "No, I have not taken malaria medicine" in a malaria case: a default
+                        # never says the name of what the case is about.
+                        continue
                     if text not in out.defaults:
                         out.defaults.append(text)
                         out.default_topics.append(tid)

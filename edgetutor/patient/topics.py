@@ -1,7 +1,9 @@
 """Matching a trainee's question to the standard history topics (edgetutor/cases/taxonomy.py).
 
-Lexical always, hybrid with the sentence encoder. The topics' sentence embeddings are computed
-once per taxonomy version and encoder and cached on disk (`topic_vectors`), not at every start.
+Lexical always, hybrid with the sentence encoder. The topics' sentence embeddings ship with the
+package (`history_topics.npy`, written by scripts/embed_topics.py); if they do not match the
+taxonomy and encoder in use, they are computed once and cached on disk (`topic_vectors`), never
+at every start.
 """
 
 from __future__ import annotations
@@ -38,15 +40,61 @@ def _cache_dir() -> Path:
 _VECTORS: dict[str, np.ndarray] = {}
 
 
+SHIPPED = "history_topics.npy"  # next to history_topics.yaml: written by scripts/embed_topics.py
+
+
+def vector_key(tax: Taxonomy, encoder: Encoder) -> str:
+    """What a set of topic vectors was computed from: the taxonomy, the encoder, the texts."""
+    texts, _, _ = semantic_texts(topic_docs(tax))
+    return hashlib.sha256(f"{tax.digest}:{encoder.fingerprint}:{len(texts)}".encode()).hexdigest()[:20]
+
+
+def _shipped(key: str, rows: int, dim: int) -> np.ndarray | None:
+    """The vectors shipped with the package, if they were computed from exactly this taxonomy
+    and encoder (its first row holds the key's bytes; anything else is ignored)."""
+    import numpy as np
+
+    from ..cases import taxonomy as tax_module
+
+    path = Path(tax_module.__file__).with_name(SHIPPED)
+    try:
+        data = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError):
+        return None
+    if (
+        data.shape != (rows + 1, dim)
+        or bytes(np.asarray(data[0, :10], dtype=np.float16).tobytes()) != key.encode()[:20]
+    ):
+        return None
+    vecs = np.asarray(data[1:], dtype=np.float32)
+    return vecs if np.isfinite(vecs).all() else None
+
+
+def write_shipped(tax: Taxonomy, encoder: Encoder, path: Path) -> Path:
+    """Compute the topic vectors and write them for shipping (float16, the key in row 0)."""
+    import numpy as np
+
+    texts, _, _ = semantic_texts(topic_docs(tax))
+    vecs = encoder.encode(texts).astype(np.float16)
+    head = np.zeros((1, vecs.shape[1]), dtype=np.float16)
+    head[0, :10] = np.frombuffer(vector_key(tax, encoder).encode()[:20], dtype=np.float16)
+    np.save(path, np.concatenate([head, vecs]), allow_pickle=False)
+    return path
+
+
 def topic_vectors(tax: Taxonomy, encoder: Encoder) -> np.ndarray:
     """The embeddings of every topic text, computed once per taxonomy and encoder, then read
     from a cache file (float16, a few MB). A missing or damaged cache file is rebuilt."""
     import numpy as np
 
     texts, _, _ = semantic_texts(topic_docs(tax))
-    key = hashlib.sha256(f"{tax.digest}:{encoder.fingerprint}:{len(texts)}".encode()).hexdigest()[:20]
+    key = vector_key(tax, encoder)
     if key in _VECTORS:
         return _VECTORS[key]
+    shipped = _shipped(key, len(texts), encoder.dim)
+    if shipped is not None:
+        _VECTORS[key] = shipped
+        return shipped
     path = _cache_dir() / f"topics-{key}.npy"
     try:
         vecs = np.load(path, allow_pickle=False)
