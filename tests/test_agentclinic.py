@@ -22,9 +22,8 @@ from edgetutor.cases.lint import lint_source, norm
 from edgetutor.cases.schema import Case
 from edgetutor.errors import CaseFormatError, EdgeTutorError
 
-DATA = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "agentclinic" / "agentclinic_medqa.jsonl"
-)
+# Vendored with its MIT licence (tests/data/agentclinic/LICENSE), so a fresh clone runs the tests.
+DATA = Path(__file__).resolve().parent / "data" / "agentclinic" / "agentclinic_medqa.jsonl"
 RECORDS = 107
 
 
