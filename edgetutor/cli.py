@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -367,10 +368,16 @@ def run_cmd(
     import json
 
     from .patient.session import Session, load_model
-    from .scriptfile import read_script
+    from .scriptfile import read_script, stream_script
 
-    # Read and checked whole before an attempt is opened: a bad script stores nothing.
-    lines = read_script(script, getattr(script, "name", "script"))
+    name = getattr(script, "name", "script")
+    lines: Iterable[str]
+    if name in ("-", "<stdin>"):
+        # Piped: read as it arrives, so another program can drive the encounter turn by turn.
+        lines = stream_script(script, "standard input")
+    else:
+        # A file is read and checked whole before an attempt is opened: a bad script stores nothing.
+        lines = read_script(script, name)
 
     def echo(text: str = "", err: bool = False) -> None:
         # Case text and script lines can hold terminal escapes: printed without them.

@@ -1,10 +1,14 @@
 """Reading a script of actions for `edgetutor run --script`: any bytes in, text lines or one error.
 
-The whole script is read and checked before an attempt is opened, so a bad script stores nothing.
+A script file is read and checked whole before an attempt is opened, so a bad script stores
+nothing. A script piped on standard input (`--script -`) is read line by line as it arrives, so
+that another program can drive an encounter turn by turn; a bad line then ends the run with its
+error, after the turns before it were recorded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from .errors import ScriptError
@@ -48,3 +52,33 @@ def read_script(stream: BinaryIO, name: str) -> list[str]:
             )
         lines.append(clean)
     return lines
+
+
+def stream_script(stream: BinaryIO, name: str) -> Iterator[str]:
+    """The lines of a script as they arrive, each checked as `read_script` checks a file."""
+    total = 0
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_CHARS * 4 + 2)
+        if not raw:
+            return
+        number += 1
+        total += len(raw)
+        if total > MAX_SCRIPT_BYTES:
+            raise ScriptError(f"{name}: larger than {MAX_SCRIPT_BYTES // 1024} kB: not a script of actions")
+        if number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise ScriptError(f"{name}:1: UTF-16 text: save the script as UTF-8")
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if b"\x00" in raw:
+            raise ScriptError(f"{name}:{number}: binary data (a NUL byte): a script is UTF-8 text")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ScriptError(
+                f"{name}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x}): save the script as UTF-8"
+            ) from None
+        clean = printable(text.replace("\t", " ")).replace("\n", " ").strip()
+        if len(clean) > MAX_LINE_CHARS or not raw.endswith(b"\n") and len(raw) > MAX_LINE_CHARS * 4:
+            raise ScriptError(f"{name}:{number}: a line of over {MAX_LINE_CHARS:,} characters")
+        yield clean
