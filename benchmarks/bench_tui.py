@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,7 +104,8 @@ def run(home: Path, questions: tuple[str, ...] = QUESTIONS) -> dict[str, Any]:
 
             def tail(screen: str, asked: str = asked) -> str:
                 # What follows the question once it is on screen (nothing before that).
-                flat = " ".join(screen.split())
+                # Panel borders cut a wrapped line ("[case" | "answer]"): read the words only.
+                flat = " ".join(re.sub(r"[\u2500-\u259f]", " ", screen).split())
                 return flat.split(asked)[-1] if asked in flat else ""
 
             # "thinking..." shows at once; "speaking..." replaces it when the first piece arrives.
