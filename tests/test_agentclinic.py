@@ -1,4 +1,5 @@
-"""The AgentClinic importer: every record converts and lints clean, and the conversion is faithful."""
+"""The AgentClinic importer: every record converts and lints clean, the conversion is faithful,
+and a file with bad records imports the good ones."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from edgetutor.cases.agentclinic import (
+from edgetutor.cases.lint import lint_source, norm
+from edgetutor.cases.schema import Case
+from edgetutor.cli import make_cli
+from edgetutor.errors import CaseFormatError, EdgeTutorError
+from edgetutor.importers.agentclinic import (
     ImportReport,
     Voice,
     denial_items,
@@ -18,21 +24,14 @@ from edgetutor.cases.agentclinic import (
     negative_answer,
     parse_demographics,
 )
-from edgetutor.cases.lint import lint_source, norm
-from edgetutor.cases.schema import Case
-from edgetutor.errors import CaseFormatError, EdgeTutorError
 
-DATA = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "agentclinic" / "agentclinic_medqa.jsonl"
-)
+# The AgentClinic MedQA file, vendored with its MIT licence and attribution (tests/data/agentclinic/).
+DATA = Path(__file__).resolve().parent / "data" / "agentclinic" / "agentclinic_medqa.jsonl"
 RECORDS = 107
 
 
 @pytest.fixture(scope="module")
 def data() -> Path:
-    # The data set is part of the shared workspace, not the repository: say so loudly if absent.
-    if not DATA.is_file():
-        pytest.fail(f"AgentClinic data not found at {DATA}: these tests need the shared data folder")
     return DATA
 
 
@@ -46,7 +45,7 @@ def imported(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 
 
 def _case(cases: list[Case], record: int) -> Case:
-    return next(c for c in cases if c.id.startswith(f"agentclinic-{record:03d}-"))
+    return next(c for c in cases if c.id == f"agentclinic-medqa-{record:03d}")
 
 
 def _spoken(case: Case) -> list[str]:
@@ -121,7 +120,7 @@ def test_every_case_is_hospital_level_with_no_management(
 def test_record_1_myasthenia_gravis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     case = _case(cases, 1)
-    assert case.id == "agentclinic-001-myasthenia-gravis"
+    assert case.id == "agentclinic-medqa-001"  # opaque: the id never gives the diagnosis away
     assert (case.patient.age_years, case.patient.sex.value) == (35, "female")
     assert case.patient.informant is None
     assert case.patient.occupation == "graphic designer"
@@ -208,28 +207,134 @@ def test_report_lists_what_could_not_be_mapped(imported: tuple[Path, ImportRepor
     assert any("seizure" in s for s in seizure.dropped_diagnosis)
     summary = report.summary()
     assert f"Imported {RECORDS} AgentClinic cases" in summary
-    assert "case-local" in summary and "agentclinic-003-hirschsprung-disease" in summary
+    assert "case-local" in summary and "agentclinic-medqa-003 (Hirschsprung disease, line 3)" in summary
+    assert "Skipped" not in summary
 
 
 # --- failure and determinism ------------------------------------------------------------------
 
 
-def test_bad_json_names_the_line_and_writes_nothing(data: Path, tmp_path: Path) -> None:
-    src = tmp_path / "data" / "agentclinic_medqa.jsonl"
-    src.parent.mkdir()
-    lines = data.read_text(encoding="utf-8").splitlines()[:3]
-    src.write_text("\n".join([*lines, '{"OSCE_Examination": {'][:4]) + "\n", encoding="utf-8")
-    shutil.copy(data.parent / "LICENSE", src.parent / "LICENSE")
-    out = tmp_path / "pack"
-    with pytest.raises(CaseFormatError, match=r"agentclinic_medqa\.jsonl:4: invalid JSON"):
-        import_agentclinic(src, out)
-    assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no temporary folder left behind
+def _mixed_file(data: Path, folder: Path) -> Path:
+    """Five lines: good, a record with no primary symptom, good, broken JSON, good."""
+    good = data.read_text(encoding="utf-8").splitlines()
+    no_symptom = json.loads(good[1])
+    no_symptom["OSCE_Examination"]["Patient_Actor"]["Symptoms"] = {"Secondary_Symptoms": []}
+    src = folder / "agentclinic_medqa.jsonl"
+    folder.mkdir()
+    lines = [good[0], json.dumps(no_symptom), good[2], '{"OSCE_Examination": {', good[4]]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shutil.copy(data.parent / "LICENSE", folder / "LICENSE")
+    return src
 
-    src.write_text(lines[0] + "\n[1, 2]\n", encoding="utf-8")
-    with pytest.raises(CaseFormatError, match=r":2: a record must be a JSON object"):
+
+def test_bad_records_are_skipped_with_line_and_reason_and_the_rest_imported(
+    data: Path, tmp_path: Path
+) -> None:
+    src = _mixed_file(data, tmp_path / "data")
+    out = tmp_path / "pack"
+    result = CliRunner().invoke(make_cli(), ["pack", "import-agentclinic", str(src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 3 AgentClinic cases" in result.output
+    assert "Skipped 2 of 5 records" in result.output
+    assert "line 2: missing Patient_Actor.Symptoms.Primary_Symptom" in result.output
+    assert "line 4: invalid JSON: Expecting property name enclosed in double quotes" in result.output
+    # Ids follow the record's place in the file: fixing record 2 later will not rename record 3.
+    assert sorted(p.stem for p in (out / "cases").glob("*.yaml")) == [
+        "agentclinic-medqa-001",
+        "agentclinic-medqa-003",
+        "agentclinic-medqa-005",
+    ]
+    cases, problems = lint_source(out)
+    assert problems == [] and len(cases) == 3
+    meta = YAML(typ="safe").load((out / "pack.yaml").read_text(encoding="utf-8"))
+    assert meta["description"].startswith("3 AgentClinic MedQA")
+
+
+def test_the_report_lists_each_skipped_record(data: Path, tmp_path: Path) -> None:
+    src = _mixed_file(data, tmp_path / "data")
+    lines = src.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, "")  # blank lines are not records and do not shift the numbering
+    lines.insert(3, json.dumps({"OSCE_Examination": {"Correct_Diagnosis": "Gout"}}))
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = import_agentclinic(src, tmp_path / "pack")
+    assert [(s.record, s.line, s.reason) for s in report.skipped] == [
+        (2, 2, "missing Patient_Actor.Symptoms.Primary_Symptom"),
+        (3, 4, "missing OSCE_Examination.Patient_Actor"),
+        (5, 6, "invalid JSON: Expecting property name enclosed in double quotes (column 23)"),
+    ]
+    assert [c.case_id for c in report.cases] == [
+        "agentclinic-medqa-001",
+        "agentclinic-medqa-004",
+        "agentclinic-medqa-006",
+    ]
+    assert report.records == 6
+
+
+def test_a_record_the_case_format_cannot_hold_is_skipped(data: Path, tmp_path: Path) -> None:
+    good = data.read_text(encoding="utf-8").splitlines()
+    record = json.loads(good[0])
+    record["OSCE_Examination"]["Patient_Actor"]["Demographics"] = "130-year-old female"
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(data.parent / "LICENSE", folder / "LICENSE")
+    src = folder / "cases.jsonl"
+    src.write_text(json.dumps(record) + "\n" + good[1] + "\n", encoding="utf-8")
+    report = import_agentclinic(src, tmp_path / "pack")
+    assert [c.case_id for c in report.cases] == ["agentclinic-medqa-002"]
+    (skipped,) = report.skipped
+    assert skipped.line == 1
+    assert skipped.reason.startswith("cannot convert this record (patient.age_years: ")
+
+
+def test_nothing_imported_exits_1_and_writes_nothing(data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(data.parent / "LICENSE", folder / "LICENSE")
+    src = folder / "agentclinic_medqa.jsonl"
+    src.write_text('{"OSCE_Examination": {\n[1, 2]\n', encoding="utf-8")
+    out = tmp_path / "pack"
+    result = CliRunner().invoke(make_cli(), ["pack", "import-agentclinic", str(src), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "agentclinic_medqa.jsonl:1: invalid JSON" in result.output
+    assert "nothing imported: all 2 records were skipped" in result.output
+    assert not out.exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"data", "home"}  # no temporary folder left behind
+
+    src.write_text("\n[1, 2]\n", encoding="utf-8")
+    with pytest.raises(CaseFormatError, match=r":2: a record must be a JSON object \(nothing imported"):
+        import_agentclinic(src, out)
+    src.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(CaseFormatError, match=r"no records \(expected one JSON object per line\)"):
         import_agentclinic(src, out)
     assert not out.exists()
+
+
+def test_strict_writes_nothing_if_any_record_is_skipped(data: Path, tmp_path: Path) -> None:
+    src = _mixed_file(data, tmp_path / "data")
+    out = tmp_path / "pack"
+    args = ["pack", "import-agentclinic", str(src), "--out", str(out), "--strict"]
+    result = CliRunner().invoke(make_cli(), args)
+    assert result.exit_code == 1
+    assert "agentclinic_medqa.jsonl:2: missing Patient_Actor.Symptoms.Primary_Symptom" in result.output
+    assert "strict import: 2 of 5 records skipped, nothing written" in result.output
+    assert not out.exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"data", "home"}
+
+    with pytest.raises(CaseFormatError, match=r"agentclinic_medqa\.jsonl:2: missing"):
+        import_agentclinic(src, out, strict=True)
+    assert not out.exists()
+    # A clean file imports the same with or without --strict.
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copy(data.parent / "LICENSE", clean / "LICENSE")
+    (clean / "ok.jsonl").write_text("\n".join(data.read_text(encoding="utf-8").splitlines()[:2]) + "\n")
+    assert len(import_agentclinic(clean / "ok.jsonl", out, strict=True).cases) == 2
+
+
+def test_case_ids_do_not_reveal_the_diagnosis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
+    _, _, cases = imported
+    for number, case in enumerate(cases, start=1):
+        assert case.id == f"agentclinic-medqa-{number:03d}"
 
 
 def test_refuses_a_non_empty_output_folder(data: Path, tmp_path: Path) -> None:
