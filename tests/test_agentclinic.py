@@ -428,3 +428,29 @@ def test_denials_become_one_negative_answer_per_item() -> None:
     assert negative_answer("fever", BOY) == "No, he hasn't had any fever."
     assert denial_items("No skin or nipple changes") == ["skin changes", "nipple changes"]
     assert denial_items("The patient reports a cough.") is None
+
+
+def test_lookup_tables_are_validated_at_load() -> None:
+    from pydantic import ValidationError
+
+    from edgetutor.importers.agentclinic import tables
+
+    def table(name: str) -> dict:
+        return YAML(typ="safe").load((Path(tables.__file__).parent / name).read_text(encoding="utf-8"))
+
+    tests = table("investigations.yaml")
+    tests["test_names"]["full blood picture"] = "haem.no-such-code"
+    with pytest.raises(ValidationError, match="haem.no-such-code"):
+        tables.Investigations.model_validate(tests)
+    exams = table("examination.yaml")
+    exams["system_rules"]["abdo"]["rules"].append(["bowel (sounds", "abdo.auscultation"])
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        tables.Examination.model_validate(exams)
+    exams = table("examination.yaml")
+    exams["section_system"]["flank"] = "kidneys"
+    with pytest.raises(ValidationError, match="systems without system_rules: \\['kidneys'\\]"):
+        tables.Examination.model_validate(exams)
+    language = table("language.yaml")
+    language["stop_word"] = "typo"
+    with pytest.raises(ValidationError, match="stop_word"):
+        tables.Language.model_validate(language)
