@@ -35,6 +35,8 @@ def data() -> Path:
     return DATA
 
 
+# Importing and linting all 107 records takes ~25 s (ruamel's round-trip YAML, for line numbers):
+# the tests that need the whole data set are marked slow; the small-file tests below are not.
 @pytest.fixture(scope="module")
 def imported(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ImportReport, list[Case]]:
     out = tmp_path_factory.mktemp("agentclinic") / "pack"
@@ -61,6 +63,7 @@ def _spoken(case: Case) -> list[str]:
 # --- the whole data set ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_all_records_import_and_lint_with_no_errors_or_warnings(
     imported: tuple[Path, ImportReport, list[Case]],
 ) -> None:
@@ -72,6 +75,7 @@ def test_all_records_import_and_lint_with_no_errors_or_warnings(
     assert lint_source(out)[1] == []  # errors and warnings alike
 
 
+@pytest.mark.slow
 def test_the_patient_never_names_the_diagnosis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     for case in cases:
@@ -83,6 +87,7 @@ def test_the_patient_never_names_the_diagnosis(imported: tuple[Path, ImportRepor
         assert not any(f" {n} " in f" {norm(case.title)} " for n in names), case.id
 
 
+@pytest.mark.slow
 def test_pack_metadata_and_attribution_are_kept(
     data: Path, imported: tuple[Path, ImportReport, list[Case]]
 ) -> None:
@@ -99,6 +104,7 @@ def test_pack_metadata_and_attribution_are_kept(
     )
 
 
+@pytest.mark.slow
 def test_every_case_is_hospital_level_with_no_management(
     imported: tuple[Path, ImportReport, list[Case]],
 ) -> None:
@@ -117,6 +123,7 @@ def test_every_case_is_hospital_level_with_no_management(
 # --- spot checks on known records -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_record_1_myasthenia_gravis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     case = _case(cases, 1)
@@ -145,6 +152,7 @@ def test_record_1_myasthenia_gravis(imported: tuple[Path, ImportReport, list[Cas
     assert next(t for t in case.investigations if t.code == "img.ct").cost.value == "high"
 
 
+@pytest.mark.slow
 def test_a_child_is_spoken_for_by_a_parent(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     case = _case(cases, 3)  # "8-month-old boy", Hirschsprung disease
@@ -161,6 +169,7 @@ def test_a_child_is_spoken_for_by_a_parent(imported: tuple[Path, ImportReport, l
     assert (toddler.patient.age_years, toddler.patient.age_months) == (1, 6)
 
 
+@pytest.mark.slow
 def test_prose_vitals_go_to_the_note_and_are_reported(
     imported: tuple[Path, ImportReport, list[Case]],
 ) -> None:
@@ -173,6 +182,7 @@ def test_prose_vitals_go_to_the_note_and_are_reported(
     assert (fahrenheit.vitals.temperature_c, fahrenheit.vitals.spo2) == (38.9, 98)
 
 
+@pytest.mark.slow
 def test_drifting_keys_are_normalised(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     raw = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -196,6 +206,7 @@ def test_drifting_keys_are_normalised(imported: tuple[Path, ImportReport, list[C
     assert any("marijuana" in f.answer for f in _case(cases, 89).facts)
 
 
+@pytest.mark.slow
 def test_report_lists_what_could_not_be_mapped(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, report, _ = imported
     assert report.tests_mapped > report.tests_local > 0
@@ -331,6 +342,7 @@ def test_strict_writes_nothing_if_any_record_is_skipped(data: Path, tmp_path: Pa
     assert len(import_agentclinic(clean / "ok.jsonl", out, strict=True).cases) == 2
 
 
+@pytest.mark.slow
 def test_case_ids_do_not_reveal_the_diagnosis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     for number, case in enumerate(cases, start=1):
@@ -346,6 +358,7 @@ def test_refuses_a_non_empty_output_folder(data: Path, tmp_path: Path) -> None:
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_importing_twice_gives_identical_files(
     data: Path, tmp_path: Path, imported: tuple[Path, ImportReport, list[Case]]
 ) -> None:

@@ -10,7 +10,6 @@ from .tables import DIAGNOSES
 from .text import clean
 
 _KNOWN_SYNONYMS = DIAGNOSES.known_synonyms
-
 _GENERIC_DX_WORDS = DIAGNOSES.generic_words
 
 

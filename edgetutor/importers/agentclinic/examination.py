@@ -15,11 +15,8 @@ from .tables import EXAMINATION
 from .text import clean, human, leaves
 
 _SECTION_SYSTEM = EXAMINATION.section_system
-
 _SYSTEM_RULES = EXAMINATION.system_rules
-
 _LOCAL_EXAMS = EXAMINATION.local_exams
-_SECTION_ALIASES = EXAMINATION.section_aliases
 _GENERIC_LABELS = EXAMINATION.generic_labels
 
 

@@ -70,7 +70,6 @@ _CATEGORY_RULES: list[tuple[str, re.Pattern[str]]] = [
     ),
 ]
 
-_SECTION_CATEGORY = FACTS.section_category
 _RECATEGORISE = FACTS.recategorise
 
 

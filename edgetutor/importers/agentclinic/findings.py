@@ -13,7 +13,6 @@ from .text import cap, clean, full_stop
 
 _ABNORMAL_WORDS = FINDINGS.abnormal_regex
 _PATHOLOGY_KEYS = FINDINGS.pathology_regex
-
 _RANGES = FINDINGS.compiled_ranges
 
 

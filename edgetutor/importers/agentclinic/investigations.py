@@ -16,7 +16,6 @@ from .text import flat_text, human, leaves
 
 _TEST_EXTRA = INVESTIGATIONS.test_names
 _LOCAL_TESTS = INVESTIGATIONS.local_tests
-
 _CONTAINERS = INVESTIGATIONS.containers
 _SKIP_TESTS = INVESTIGATIONS.skip_tests
 _GENERIC_CHILD = INVESTIGATIONS.generic_child
