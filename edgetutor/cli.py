@@ -245,11 +245,16 @@ def pack_remove(pack_id: str) -> None:
 @click.option(
     "--out", "out", required=True, type=click.Path(path_type=Path), help="Pack source folder to create."
 )
-def pack_import_agentclinic(file: Path, out: Path) -> None:
-    """Convert AgentClinic OSCE cases (JSONL) into a pack source folder."""
-    from .cases.agentclinic import import_agentclinic
+@click.option("--strict", is_flag=True, help="Write nothing if any record has to be skipped.")
+def pack_import_agentclinic(file: Path, out: Path, strict: bool) -> None:
+    """Convert AgentClinic OSCE cases (JSONL) into a pack source folder.
 
-    report = import_agentclinic(file, out)
+    Records that cannot be converted are skipped and listed with their line; exit 1 only when
+    nothing was imported (or, with --strict, when any record was skipped).
+    """
+    from .importers.agentclinic import import_agentclinic
+
+    report = import_agentclinic(file, out, strict=strict)
     click.echo(report.summary())
 
 

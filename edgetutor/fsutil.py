@@ -7,15 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-
-def fsync_dir(path: Path) -> None:
-    # A rename is only durable once the directory entry itself is flushed.
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+from .portable import fsync_dir
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -1,4 +1,5 @@
-"""The AgentClinic importer: every record converts and lints clean, and the conversion is faithful."""
+"""The AgentClinic importer: every record converts and lints clean, the conversion is faithful,
+and a file with bad records imports the good ones."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from edgetutor.cases.agentclinic import (
+from edgetutor.cases.lint import lint_source, norm
+from edgetutor.cases.schema import Case
+from edgetutor.cli import make_cli
+from edgetutor.errors import CaseFormatError, EdgeTutorError
+from edgetutor.importers.agentclinic import (
     ImportReport,
     Voice,
     denial_items,
@@ -18,23 +24,19 @@ from edgetutor.cases.agentclinic import (
     negative_answer,
     parse_demographics,
 )
-from edgetutor.cases.lint import lint_source, norm
-from edgetutor.cases.schema import Case
-from edgetutor.errors import CaseFormatError, EdgeTutorError
 
-# Vendored with its MIT licence (tests/data/agentclinic/LICENSE), so a fresh clone runs the tests.
+# The AgentClinic MedQA file, vendored with its MIT licence and attribution (tests/data/agentclinic/).
 DATA = Path(__file__).resolve().parent / "data" / "agentclinic" / "agentclinic_medqa.jsonl"
 RECORDS = 107
 
 
 @pytest.fixture(scope="module")
 def data() -> Path:
-    # The data set is part of the shared workspace, not the repository: say so loudly if absent.
-    if not DATA.is_file():
-        pytest.fail(f"AgentClinic data not found at {DATA}: these tests need the shared data folder")
     return DATA
 
 
+# Importing and linting all 107 records takes ~25 s (ruamel's round-trip YAML, for line numbers):
+# the tests that need the whole data set are marked slow; the small-file tests below are not.
 @pytest.fixture(scope="module")
 def imported(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ImportReport, list[Case]]:
     out = tmp_path_factory.mktemp("agentclinic") / "pack"
@@ -45,7 +47,7 @@ def imported(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 
 
 def _case(cases: list[Case], record: int) -> Case:
-    return next(c for c in cases if c.id.startswith(f"agentclinic-{record:03d}-"))
+    return next(c for c in cases if c.id == f"agentclinic-medqa-{record:03d}")
 
 
 def _spoken(case: Case) -> list[str]:
@@ -61,6 +63,7 @@ def _spoken(case: Case) -> list[str]:
 # --- the whole data set ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_all_records_import_and_lint_with_no_errors_or_warnings(
     imported: tuple[Path, ImportReport, list[Case]],
 ) -> None:
@@ -72,6 +75,18 @@ def test_all_records_import_and_lint_with_no_errors_or_warnings(
     assert lint_source(out)[1] == []  # errors and warnings alike
 
 
+@pytest.mark.slow
+def test_every_imported_fact_is_tagged_with_history_topics(
+    imported: tuple[Path, ImportReport, list[Case]],
+) -> None:
+    """Unscripted questions find imported facts through their topics (tagged from the fact's words)."""
+    _, _, cases = imported
+    untagged = [(c.id, f.id) for c in cases for f in c.facts if not f.topics]
+    assert untagged == []
+    assert sum(len(c.facts) for c in cases) > 1000
+
+
+@pytest.mark.slow
 def test_the_patient_never_names_the_diagnosis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     for case in cases:
@@ -83,6 +98,7 @@ def test_the_patient_never_names_the_diagnosis(imported: tuple[Path, ImportRepor
         assert not any(f" {n} " in f" {norm(case.title)} " for n in names), case.id
 
 
+@pytest.mark.slow
 def test_pack_metadata_and_attribution_are_kept(
     data: Path, imported: tuple[Path, ImportReport, list[Case]]
 ) -> None:
@@ -99,6 +115,7 @@ def test_pack_metadata_and_attribution_are_kept(
     )
 
 
+@pytest.mark.slow
 def test_every_case_is_hospital_level_with_no_management(
     imported: tuple[Path, ImportReport, list[Case]],
 ) -> None:
@@ -117,10 +134,11 @@ def test_every_case_is_hospital_level_with_no_management(
 # --- spot checks on known records -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_record_1_myasthenia_gravis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     case = _case(cases, 1)
-    assert case.id == "agentclinic-001-myasthenia-gravis"
+    assert case.id == "agentclinic-medqa-001"  # opaque: the id never gives the diagnosis away
     assert (case.patient.age_years, case.patient.sex.value) == (35, "female")
     assert case.patient.informant is None
     assert case.patient.occupation == "graphic designer"
@@ -145,6 +163,7 @@ def test_record_1_myasthenia_gravis(imported: tuple[Path, ImportReport, list[Cas
     assert next(t for t in case.investigations if t.code == "img.ct").cost.value == "high"
 
 
+@pytest.mark.slow
 def test_a_child_is_spoken_for_by_a_parent(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     case = _case(cases, 3)  # "8-month-old boy", Hirschsprung disease
@@ -161,6 +180,7 @@ def test_a_child_is_spoken_for_by_a_parent(imported: tuple[Path, ImportReport, l
     assert (toddler.patient.age_years, toddler.patient.age_months) == (1, 6)
 
 
+@pytest.mark.slow
 def test_prose_vitals_go_to_the_note_and_are_reported(
     imported: tuple[Path, ImportReport, list[Case]],
 ) -> None:
@@ -173,6 +193,7 @@ def test_prose_vitals_go_to_the_note_and_are_reported(
     assert (fahrenheit.vitals.temperature_c, fahrenheit.vitals.spo2) == (38.9, 98)
 
 
+@pytest.mark.slow
 def test_drifting_keys_are_normalised(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     raw = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -196,6 +217,7 @@ def test_drifting_keys_are_normalised(imported: tuple[Path, ImportReport, list[C
     assert any("marijuana" in f.answer for f in _case(cases, 89).facts)
 
 
+@pytest.mark.slow
 def test_report_lists_what_could_not_be_mapped(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, report, _ = imported
     assert report.tests_mapped > report.tests_local > 0
@@ -207,28 +229,135 @@ def test_report_lists_what_could_not_be_mapped(imported: tuple[Path, ImportRepor
     assert any("seizure" in s for s in seizure.dropped_diagnosis)
     summary = report.summary()
     assert f"Imported {RECORDS} AgentClinic cases" in summary
-    assert "case-local" in summary and "agentclinic-003-hirschsprung-disease" in summary
+    assert "case-local" in summary and "agentclinic-medqa-003 (Hirschsprung disease, line 3)" in summary
+    assert "Skipped" not in summary
 
 
 # --- failure and determinism ------------------------------------------------------------------
 
 
-def test_bad_json_names_the_line_and_writes_nothing(data: Path, tmp_path: Path) -> None:
-    src = tmp_path / "data" / "agentclinic_medqa.jsonl"
-    src.parent.mkdir()
-    lines = data.read_text(encoding="utf-8").splitlines()[:3]
-    src.write_text("\n".join([*lines, '{"OSCE_Examination": {'][:4]) + "\n", encoding="utf-8")
-    shutil.copy(data.parent / "LICENSE", src.parent / "LICENSE")
-    out = tmp_path / "pack"
-    with pytest.raises(CaseFormatError, match=r"agentclinic_medqa\.jsonl:4: invalid JSON"):
-        import_agentclinic(src, out)
-    assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no temporary folder left behind
+def _mixed_file(data: Path, folder: Path) -> Path:
+    """Five lines: good, a record with no primary symptom, good, broken JSON, good."""
+    good = data.read_text(encoding="utf-8").splitlines()
+    no_symptom = json.loads(good[1])
+    no_symptom["OSCE_Examination"]["Patient_Actor"]["Symptoms"] = {"Secondary_Symptoms": []}
+    src = folder / "agentclinic_medqa.jsonl"
+    folder.mkdir()
+    lines = [good[0], json.dumps(no_symptom), good[2], '{"OSCE_Examination": {', good[4]]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shutil.copy(data.parent / "LICENSE", folder / "LICENSE")
+    return src
 
-    src.write_text(lines[0] + "\n[1, 2]\n", encoding="utf-8")
-    with pytest.raises(CaseFormatError, match=r":2: a record must be a JSON object"):
+
+def test_bad_records_are_skipped_with_line_and_reason_and_the_rest_imported(
+    data: Path, tmp_path: Path
+) -> None:
+    src = _mixed_file(data, tmp_path / "data")
+    out = tmp_path / "pack"
+    result = CliRunner().invoke(make_cli(), ["pack", "import-agentclinic", str(src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 3 AgentClinic cases" in result.output
+    assert "Skipped 2 of 5 records" in result.output
+    assert "line 2: missing Patient_Actor.Symptoms.Primary_Symptom" in result.output
+    assert "line 4: invalid JSON: Expecting property name enclosed in double quotes" in result.output
+    # Ids follow the record's place in the file: fixing record 2 later will not rename record 3.
+    assert sorted(p.stem for p in (out / "cases").glob("*.yaml")) == [
+        "agentclinic-medqa-001",
+        "agentclinic-medqa-003",
+        "agentclinic-medqa-005",
+    ]
+    cases, problems = lint_source(out)
+    assert problems == [] and len(cases) == 3
+    meta = YAML(typ="safe").load((out / "pack.yaml").read_text(encoding="utf-8"))
+    assert meta["description"].startswith("3 AgentClinic MedQA")
+
+
+def test_the_report_lists_each_skipped_record(data: Path, tmp_path: Path) -> None:
+    src = _mixed_file(data, tmp_path / "data")
+    lines = src.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, "")  # blank lines are not records and do not shift the numbering
+    lines.insert(3, json.dumps({"OSCE_Examination": {"Correct_Diagnosis": "Gout"}}))
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = import_agentclinic(src, tmp_path / "pack")
+    assert [(s.record, s.line, s.reason) for s in report.skipped] == [
+        (2, 2, "missing Patient_Actor.Symptoms.Primary_Symptom"),
+        (3, 4, "missing OSCE_Examination.Patient_Actor"),
+        (5, 6, "invalid JSON: Expecting property name enclosed in double quotes (column 23)"),
+    ]
+    assert [c.case_id for c in report.cases] == [
+        "agentclinic-medqa-001",
+        "agentclinic-medqa-004",
+        "agentclinic-medqa-006",
+    ]
+    assert report.records == 6
+
+
+def test_a_record_the_case_format_cannot_hold_is_skipped(data: Path, tmp_path: Path) -> None:
+    good = data.read_text(encoding="utf-8").splitlines()
+    record = json.loads(good[0])
+    record["OSCE_Examination"]["Patient_Actor"]["Demographics"] = "130-year-old female"
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(data.parent / "LICENSE", folder / "LICENSE")
+    src = folder / "cases.jsonl"
+    src.write_text(json.dumps(record) + "\n" + good[1] + "\n", encoding="utf-8")
+    report = import_agentclinic(src, tmp_path / "pack")
+    assert [c.case_id for c in report.cases] == ["agentclinic-medqa-002"]
+    (skipped,) = report.skipped
+    assert skipped.line == 1
+    assert skipped.reason.startswith("cannot convert this record (patient.age_years: ")
+
+
+def test_nothing_imported_exits_1_and_writes_nothing(data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(data.parent / "LICENSE", folder / "LICENSE")
+    src = folder / "agentclinic_medqa.jsonl"
+    src.write_text('{"OSCE_Examination": {\n[1, 2]\n', encoding="utf-8")
+    out = tmp_path / "pack"
+    result = CliRunner().invoke(make_cli(), ["pack", "import-agentclinic", str(src), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "agentclinic_medqa.jsonl:1: invalid JSON" in result.output
+    assert "nothing imported: all 2 records were skipped" in result.output
+    assert not out.exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"data", "home"}  # no temporary folder left behind
+
+    src.write_text("\n[1, 2]\n", encoding="utf-8")
+    with pytest.raises(CaseFormatError, match=r":2: a record must be a JSON object \(nothing imported"):
+        import_agentclinic(src, out)
+    src.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(CaseFormatError, match=r"no records \(expected one JSON object per line\)"):
         import_agentclinic(src, out)
     assert not out.exists()
+
+
+def test_strict_writes_nothing_if_any_record_is_skipped(data: Path, tmp_path: Path) -> None:
+    src = _mixed_file(data, tmp_path / "data")
+    out = tmp_path / "pack"
+    args = ["pack", "import-agentclinic", str(src), "--out", str(out), "--strict"]
+    result = CliRunner().invoke(make_cli(), args)
+    assert result.exit_code == 1
+    assert "agentclinic_medqa.jsonl:2: missing Patient_Actor.Symptoms.Primary_Symptom" in result.output
+    assert "strict import: 2 of 5 records skipped, nothing written" in result.output
+    assert not out.exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"data", "home"}
+
+    with pytest.raises(CaseFormatError, match=r"agentclinic_medqa\.jsonl:2: missing"):
+        import_agentclinic(src, out, strict=True)
+    assert not out.exists()
+    # A clean file imports the same with or without --strict.
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copy(data.parent / "LICENSE", clean / "LICENSE")
+    (clean / "ok.jsonl").write_text("\n".join(data.read_text(encoding="utf-8").splitlines()[:2]) + "\n")
+    assert len(import_agentclinic(clean / "ok.jsonl", out, strict=True).cases) == 2
+
+
+@pytest.mark.slow
+def test_case_ids_do_not_reveal_the_diagnosis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
+    _, _, cases = imported
+    for number, case in enumerate(cases, start=1):
+        assert case.id == f"agentclinic-medqa-{number:03d}"
 
 
 def test_refuses_a_non_empty_output_folder(data: Path, tmp_path: Path) -> None:
@@ -240,6 +369,7 @@ def test_refuses_a_non_empty_output_folder(data: Path, tmp_path: Path) -> None:
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_importing_twice_gives_identical_files(
     data: Path, tmp_path: Path, imported: tuple[Path, ImportReport, list[Case]]
 ) -> None:
@@ -322,3 +452,29 @@ def test_denials_become_one_negative_answer_per_item() -> None:
     assert negative_answer("fever", BOY) == "No, he hasn't had any fever."
     assert denial_items("No skin or nipple changes") == ["skin changes", "nipple changes"]
     assert denial_items("The patient reports a cough.") is None
+
+
+def test_lookup_tables_are_validated_at_load() -> None:
+    from pydantic import ValidationError
+
+    from edgetutor.importers.agentclinic import tables
+
+    def table(name: str) -> dict:
+        return YAML(typ="safe").load((Path(tables.__file__).parent / name).read_text(encoding="utf-8"))
+
+    tests = table("investigations.yaml")
+    tests["test_names"]["full blood picture"] = "haem.no-such-code"
+    with pytest.raises(ValidationError, match="haem.no-such-code"):
+        tables.Investigations.model_validate(tests)
+    exams = table("examination.yaml")
+    exams["system_rules"]["abdo"]["rules"].append(["bowel (sounds", "abdo.auscultation"])
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        tables.Examination.model_validate(exams)
+    exams = table("examination.yaml")
+    exams["section_system"]["flank"] = "kidneys"
+    with pytest.raises(ValidationError, match="systems without system_rules: \\['kidneys'\\]"):
+        tables.Examination.model_validate(exams)
+    language = table("language.yaml")
+    language["stop_word"] = "typo"
+    with pytest.raises(ValidationError, match="stop_word"):
+        tables.Language.model_validate(language)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from edgetutor.cases import load_case
@@ -52,6 +53,7 @@ def test_fixed_attributes_are_not_swapped() -> None:
     assert [s.label for s in swaps(case)] == ["name"]
 
 
+@pytest.mark.slow
 def test_demo_pack_audits_clean() -> None:
     result = CliRunner().invoke(make_cli(), ["audit", "bias", str(DEMO_SRC), "--json"])
     assert result.exit_code == 0, result.output
@@ -60,6 +62,7 @@ def test_demo_pack_audits_clean() -> None:
     assert sum(len(r["variants"]) for r in reports) >= 25
 
 
+@pytest.mark.slow
 def test_a_biased_case_is_flagged(tmp_path: Path) -> None:
     """A rubric that recognises a dangerous action only when it is worded for a man."""
     biased = GOOD.replace(

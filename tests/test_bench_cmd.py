@@ -49,6 +49,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.mark.slow
 def test_json_output_validates_against_the_schema(home: Path) -> None:
     code, out, err = invoke("--json", "--turns", "3", "--model", "embedded")
     assert code == 0, out + err
@@ -90,6 +91,7 @@ def test_schema_file_is_current_and_describes_the_output() -> None:
     assert {"machine", "models", "criteria"} <= set(on_disk["required"])
 
 
+@pytest.mark.slow
 def test_text_report_has_both_columns_and_a_verdict() -> None:
     code, out, err = invoke("--turns", "2")
     assert code == 0, out + err
@@ -110,6 +112,7 @@ def test_unknown_model_is_one_line_error_and_writes_nothing(home: Path) -> None:
     assert not home.exists()
 
 
+@pytest.mark.slow
 def test_broken_model_is_reported_and_the_others_still_measured(home: Path) -> None:
     folder = home / "models"
     folder.mkdir(parents=True)

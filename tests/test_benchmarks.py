@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,6 +33,7 @@ def test_bench_retrieval_reports_every_case() -> None:
     assert len(result["per_case"]) == 13
 
 
+@pytest.mark.slow
 def test_bench_speed_runs_against_raw_llama(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     bench = _load("bench_speed")
     monkeypatch.setattr(bench, "QUESTIONS", bench.QUESTIONS[:3])

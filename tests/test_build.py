@@ -6,6 +6,7 @@ with the real embedded model and embedding model.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -37,10 +38,51 @@ end
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Build into a temporary folder (as a release would be built), then unpack the tarball.
-    Everything (about 600 MB) is removed after the module's tests."""
+def build_inputs_digest() -> str:
+    """A hash of everything that goes into the bundle: the package and build sources, the demo
+    pack, and the environment that is frozen into it (Python, every installed distribution's
+    version, llama.cpp's libraries and the embedded model, by size and time)."""
+    h = hashlib.sha256()
+
+    def add(*parts: object) -> None:
+        for part in parts:
+            h.update(str(part).encode() + b"\0")
+
+    sources = [
+        p for p in sorted((ROOT / "edgetutor").rglob("*")) if p.is_file() and "__pycache__" not in p.parts
+    ]
+    sources += [p for p in sorted((ROOT / "build").iterdir()) if p.is_file()]  # not its work folders
+    sources += [ROOT / "casepacks" / "edgetutor-demo.etpack", ROOT / "models" / "README.md"]
+    sources.append(ROOT / "pyproject.toml")
+    for p in sources:
+        add(p.relative_to(ROOT).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+    add(sys.version, sys.executable)
+    add(*sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()))
+    import llama_cpp
+
+    embedded = embedded_model_path()
+    binaries = sorted((Path(llama_cpp.__file__).parent / "lib").iterdir())
+    for p in [*binaries, *([embedded] if embedded else [])]:
+        st = p.stat()
+        add(p, st.st_size, st.st_mtime_ns)
+    return h.hexdigest()
+
+
+def cached_tarball(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release tarball, rebuilt only when build_inputs_digest() changed since the last build.
+
+    The cache is pytest's own (.pytest_cache/d/edgetutor-build/: the tarball, its .sha256 and the
+    digest it was built from, about 240 MB); without the cache plugin every run builds afresh.
+    """
+    name = f"edgetutor-{__version__}-linux-{os.uname().machine}"
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("edgetutor-build") if cache is not None else tmp_path_factory.mktemp("build-cache")
+    digest_file, tarball = folder / "inputs.sha256", folder / f"{name}.tar.gz"
+    digest = build_inputs_digest()
+    if tarball.is_file() and digest_file.is_file() and digest_file.read_text(encoding="ascii") == digest:
+        print(f"\nbuild: reused {tarball} (its inputs have not changed)")
+        return tarball
+    digest_file.unlink(missing_ok=True)  # written last: a build cut short is never reused
     out = tmp_path_factory.mktemp("build")
     start = time.perf_counter()
     proc = subprocess.run(
@@ -52,14 +94,25 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     print(f"\nbuild: {time.perf_counter() - start:.0f} s; {proc.stdout.strip()}")
-    shutil.rmtree(out / "work")
-    name = f"edgetutor-{__version__}-linux-{os.uname().machine}"
-    tarball = out / "dist" / f"{name}.tar.gz"
-    unpacked = out / "unpacked"
+    for suffix in (".tar.gz", ".tar.gz.sha256"):
+        shutil.move(out / "dist" / f"{name}{suffix}", folder / f"{name}{suffix}")
+    shutil.rmtree(out)  # the work files and the unpacked folder: ~600 MB
+    digest_file.write_text(digest, encoding="ascii")
+    return tarball
+
+
+@pytest.fixture(scope="module")
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The release tarball (built as a release would be, or reused: see cached_tarball), unpacked
+    into a temporary folder that is removed after the module's tests."""
+    tarball = cached_tarball(request, tmp_path_factory)
+    name = tarball.name.removesuffix(".tar.gz")
+    unpacked = tmp_path_factory.mktemp("unpacked")
     with tarfile.open(tarball) as tar:
         members = {m.name: m for m in tar.getmembers()}
         tar.extractall(unpacked, filter="data")
-    shutil.rmtree(out / "dist" / "edgetutor")  # only the unpacked tarball is run
     yield {
         "name": name,
         "tarball": tarball,
@@ -67,7 +120,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "folder": unpacked / name,
         "exe": unpacked / name / "edgetutor",
     }
-    shutil.rmtree(out)
+    shutil.rmtree(unpacked)
 
 
 def frozen_env(tmp_path: Path) -> dict[str, str]:

@@ -73,6 +73,7 @@ def page(tmp_path: Path) -> Iterator[Page]:
             context.close()
 
 
+@pytest.mark.slow
 def test_dashboard_shows_cohort_cases_competencies_devices(
     seeded: tuple[Hub, list[str]], page: Page, tmp_path: Path
 ) -> None:

@@ -181,6 +181,7 @@ def test_every_truncation_of_a_gguf_is_refused_cleanly(tmp_path: Path) -> None:
         assert expected in msg, (n, msg)
 
 
+@pytest.mark.slow
 def test_corrupted_header_bytes_never_crash(tmp_path: Path) -> None:
     # Every value type once, and a vocabulary just long enough to take the skipping path.
     kv = [item for item in FULL_KV if item[0] not in ("t.big_ints", "tokenizer.ggml.merges")]
@@ -412,6 +413,7 @@ SYSTEM = {
 }
 
 
+@pytest.mark.slow
 def test_real_model_streams_a_reply(llama: LlamaBackend) -> None:
     llama.reset()
     messages = [SYSTEM, {"role": "user", "content": "Hello, what brings you in today?"}]
@@ -427,6 +429,7 @@ def test_real_model_streams_a_reply(llama: LlamaBackend) -> None:
     assert "".join(llama.stream(messages, max_tokens=32)) == "".join(pieces)
 
 
+@pytest.mark.slow
 def test_second_turn_reuses_the_cached_prefix(llama: LlamaBackend) -> None:
     import llama_cpp
 
@@ -452,12 +455,14 @@ def test_second_turn_reuses_the_cached_prefix(llama: LlamaBackend) -> None:
     assert prompt_evals() - before == second.evaluated_tokens
 
 
+@pytest.mark.slow
 def test_prompt_that_does_not_fit_is_refused(llama: LlamaBackend) -> None:
     messages = [SYSTEM, {"role": "user", "content": "Hello"}]
     with pytest.raises(ModelError, match="does not fit the context of 2048 tokens"):
         llama.stream(messages, max_tokens=2048)
 
 
+@pytest.mark.slow
 def test_closing_the_stream_early_keeps_the_backend_usable(llama: LlamaBackend) -> None:
     messages = [SYSTEM, {"role": "user", "content": "Where do you live?"}]
     stream = llama.stream(messages, max_tokens=64)

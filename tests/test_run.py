@@ -68,6 +68,7 @@ def assert_in_character(case_id: str, turn: dict) -> None:
             assert not re.search(pattern, said.strip()), (case_id, turn, pattern)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", sorted(CASES))
 def test_scripted_encounter_with_the_real_model(case_id: str, demo_installed: Path, tmp_path: Path) -> None:
     case = CASES[case_id]
@@ -101,6 +102,7 @@ def test_scripted_encounter_with_the_real_model(case_id: str, demo_installed: Pa
         assert len(store.turns(doc["attempt"])) == len(turns)
 
 
+@pytest.mark.slow
 def test_later_turns_reuse_the_prompt_prefix(demo_installed: Path, tmp_path: Path) -> None:
     doc = run_json(
         "any fits?\nhave you taken any medicine?\ndo you drink or smoke?\nend",
@@ -127,6 +129,7 @@ INJECTIONS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case_id", ["malaria-uncomplicated-adult", "tb-pulmonary-adult", "pre-eclampsia-severe"]
 )

@@ -211,6 +211,7 @@ def test_narrative_check() -> None:
     assert "talks as an AI" in check("As an AI I think you did well.", source)
 
 
+@pytest.mark.slow
 def test_narrative_with_the_real_model_never_replaces_the_itemised_debrief(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

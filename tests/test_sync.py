@@ -397,12 +397,11 @@ def _listening(port: int) -> bool:
 
 
 def test_a_second_sync_at_the_same_time_is_refused(store: Store, home: Path) -> None:
-    import fcntl
+    from filelock import FileLock
 
     finish(store)
     (home / "device").mkdir(exist_ok=True)
-    with (home / "device" / "sync.lock").open("a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with FileLock(home / "device" / "sync.lock"):
         with pytest.raises(SyncError, match="another sync is already running on this device"):
             client.sync(store, f"http://127.0.0.1:{closed_port()}", "t")
     assert store.sync_state().hub_url is None and store.pending_count() == 1

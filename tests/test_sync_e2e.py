@@ -74,6 +74,7 @@ def quick(store: Store, url: str, token: str | None = None, **kw: Any) -> client
 # -- the happy path -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_enroll_sync_and_resync_send_each_result_once(
     hub: Hub, home: Path, tmp_path: Path, make_pack: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

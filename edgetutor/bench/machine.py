@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..portable import physical_memory_bytes
+
 BANDWIDTH_BUFFER_MB = 256  # well past the last-level cache of laptops, servers and the Pi
 BANDWIDTH_REPEATS = 5
 
@@ -37,10 +39,8 @@ def cpu_name() -> str:
 
 def memory_total_mb() -> float | None:
     """Physical memory in MB, or None where the OS does not say."""
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6, 0)
-    except (ValueError, OSError, AttributeError):
-        return None
+    total = physical_memory_bytes()
+    return None if total is None else round(total / 1e6, 0)
 
 
 def read_bandwidth_gbs(

@@ -23,8 +23,6 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
-import resource
-import sys
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ModelError
+from ..portable import peak_rss_bytes
 
 STANDARD_CASE = "standard_case.yaml"
 # Questions a trainee asks early in the standard case; each retrieves at least one fact, so each
@@ -51,9 +50,8 @@ T = TypeVar("T")
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MB (ru_maxrss is KB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
+    """This process's peak resident set size so far, in MB (0.0 where the system does not say)."""
+    return round((peak_rss_bytes() or 0) / (1024 * 1024), 1)
 
 
 def load_standard_case(path: str | Path | None = None) -> Any:

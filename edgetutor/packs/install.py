@@ -22,7 +22,6 @@ import contextlib
 import datetime as dt
 import difflib
 import errno
-import fcntl
 import json
 import os
 import shutil
@@ -31,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from .. import paths
 from ..cases.loader import parse_case_text, parse_pack_meta
@@ -123,12 +124,8 @@ class PackStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with FileLock(self.root / ".lock"):
+            yield
 
     def installed(self) -> list[InstalledPack]:
         data = self._registry()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..errors import ModelError
+from ..portable import usable_cpus
 from .gguf import GGUFInfo, read_info
 from .models import ModelEntry, discover, pick
 
@@ -104,10 +105,7 @@ def physical_cores() -> int:
     llama.cpp runs fastest with one thread per physical core; hyper-threads only add contention.
     Reads Linux sysfs, then /proc/cpuinfo; elsewhere falls back to the logical CPU count.
     """
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        allowed = list(range(os.cpu_count() or 1))
+    allowed = usable_cpus()
     cores: set[tuple[str, str]] = set()
     with contextlib.suppress(OSError):
         for cpu in allowed:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import functools
 import hashlib
 import http.client
@@ -39,6 +38,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+
+from filelock import FileLock, Timeout
 
 from ..errors import EdgeTutorError, SyncError
 from . import protocol
@@ -220,15 +221,15 @@ class _Retry:
 def _sync_lock(folder: Path) -> Iterator[None]:
     """One sync at a time per device (the app and the CLI may both try)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "sync.lock").open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise SyncError("another sync is already running on this device") from err
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    lock = FileLock(folder / "sync.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout as err:
+        raise SyncError("another sync is already running on this device") from err
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def idempotency_key(device_id: str, events: list[dict[str, Any]]) -> str:

@@ -129,6 +129,7 @@ async def test_escape_from_the_resume_question_stays_in_the_library(demo: Path, 
         assert len(store.attempts(case_id=CASE)) == 1  # no attempt was started
 
 
+@pytest.mark.slow
 async def test_choose_model_in_the_app_real_model(demo: Path, encoder: Any, monkeypatch: Any) -> None:
     """From authored answers to the real embedded model and back, from the library (m).
 

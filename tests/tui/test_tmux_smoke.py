@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_real_app_in_tmux_answers_a_question(tmp_path: Path) -> None:
     assert shutil.which("tmux"), "tmux is needed for this test (scripts/test installs it where it can)"
     spec = importlib.util.spec_from_file_location("bench_tui", ROOT / "benchmarks" / "bench_tui.py")

@@ -1,0 +1,1 @@
+"""Converters from other case formats into EdgeTutor pack source folders (see agentclinic/)."""
