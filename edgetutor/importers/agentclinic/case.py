@@ -175,7 +175,9 @@ def _convert(record: dict[str, Any], number: int, line: int) -> tuple[dict[str, 
     # topic finds it (and a topic no fact covers gets the taxonomy's default, never another fact).
     adult = demo.age_years >= 16
     for fact in facts:
-        topics = tag_fact(fact["category"], fact["answer"], fact["keywords"], fact.get("questions", []), adult)
+        topics = tag_fact(
+            fact["category"], fact["answer"], fact["keywords"], fact.get("questions", []), adult
+        )
         if topics:
             fact["topics"] = topics
     case: dict[str, Any] = {
