@@ -92,8 +92,8 @@ def judge(utt: dict[str, Any], reply: Any, ice_facts: frozenset[str] = frozenset
 def evaluate(which: str = "conversation", encoder: Any = "auto") -> dict[str, Any]:
     from edgetutor.cases import load_case
     from edgetutor.patient.acts import classify
+    from edgetutor.patient.embed import load_encoder
     from edgetutor.patient.encounter import Encounter
-    from edgetutor.patient.session import load_encoder
 
     if encoder == "auto":
         encoder = load_encoder()

@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     from edgetutor.errors import ModelError
+    from edgetutor.patient.embed import load_encoder
     from edgetutor.patient.llm import LlamaBackend
     from edgetutor.patient.models import discover, select
-    from edgetutor.patient.qualify import Item, demo_cases, evaluate, format_report, load_suite
-    from edgetutor.patient.session import load_encoder
+    from edgetutor.service.qualify import Item, demo_cases, evaluate, format_report, load_suite
 
     entries = [select(m) for m in args.model] or [e for e in discover() if e.error is None]
     _, items = load_suite()

@@ -32,9 +32,9 @@ TARGET_MS = 15.0
 
 
 def drafts_from_suite(limit: int | None) -> list[tuple[str, str, str]]:
-    from edgetutor.patient.qualify import demo_cases, load_suite
     from edgetutor.patient.retrieval import FactIndex
     from edgetutor.patient.sentences import split_sentences
+    from edgetutor.service.qualify import demo_cases, load_suite
 
     _, items = load_suite()
     items = tuple(i for i in items if i.set == "questions")[:limit]
@@ -65,10 +65,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
+    from edgetutor.patient.embed import load_encoder
     from edgetutor.patient.encounter import Encounter
     from edgetutor.patient.llm import ScriptedBackend
-    from edgetutor.patient.qualify import demo_cases
-    from edgetutor.patient.session import load_encoder
+    from edgetutor.service.qualify import demo_cases
 
     drafts = drafts_from_record(args.record, args.limit) if args.record else drafts_from_suite(args.limit)
     cases = demo_cases(c for c, _, _ in drafts)

@@ -81,8 +81,9 @@ def violations(case: Any, probe: dict[str, Any], turn: Any) -> list[str]:
 
 def run(model: str | None = None) -> dict[str, Any]:
     from edgetutor.cases import load_case
+    from edgetutor.patient.embed import load_encoder
     from edgetutor.patient.encounter import Encounter
-    from edgetutor.patient.session import load_encoder, load_model
+    from edgetutor.service.session import load_model
 
     backend, choice = load_model(model)
     encoder = load_encoder()

@@ -291,7 +291,7 @@ def models_cmd(ctx: click.Context, model: str | None) -> None:
         return
     from .errors import ModelError
     from .patient.models import discover, format_models, pick
-    from .patient.qualify import status
+    from .service.qualify import status
 
     entries = discover(model)
     in_use = pick(entries)
@@ -312,7 +312,7 @@ def models_qualify(model: str | None, as_json: bool, cases: tuple[str, ...], per
     import json
 
     from .patient.models import select
-    from .patient.qualify import qualify
+    from .service.qualify import qualify
 
     entry = select(model)
     if entry.error:
@@ -330,7 +330,7 @@ def models_qualify(model: str | None, as_json: bool, cases: tuple[str, ...], per
     if as_json:
         click.echo(json.dumps({k: v for k, v in record.items() if k != "turns"}, indent=1))
     else:
-        from .patient.qualify import format_record
+        from .service.qualify import format_record
 
         click.echo(format_record(record))
         click.echo(f"Record: {path}")
@@ -372,8 +372,8 @@ def run_cmd(
     """
     import json
 
-    from .patient.session import Session, load_model
     from .scriptfile import read_script, stream_script
+    from .service.session import Session, load_model
 
     name = getattr(script, "name", "script")
     lines: Iterable[str]
@@ -474,10 +474,10 @@ def progress_cmd(trainee: str | None, as_json: bool) -> None:
     """Attempts over time, strengths and gaps by domain and competency, and cases to do next."""
     import json
 
-    from .scoring.progress import progress_for
-    from .store import open_db
+    from .service import open_store
+    from .service.progress import progress_for
 
-    with open_db() as store:
+    with open_store() as store:
         doc = progress_for(store, store.trainee(trainee) if trainee else None)
     if as_json:
         click.echo(json.dumps(doc, indent=1))
@@ -520,7 +520,7 @@ def audit_bias(target: str, as_json: bool) -> None:
     from .cases.loader import load_case
     from .errors import CasePackError
     from .packs.install import PackStore
-    from .patient.session import load_encoder
+    from .patient.embed import load_encoder
     from .scoring.audit import audit_case
 
     path = Path(target)

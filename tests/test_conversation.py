@@ -24,7 +24,7 @@ CASES = sorted((DEMO_SRC / "cases").glob("*.yaml"))
 
 @pytest.fixture(scope="module")
 def encoder():  # type: ignore[no-untyped-def]
-    from edgetutor.patient.session import load_encoder
+    from edgetutor.patient.embed import load_encoder
 
     enc = load_encoder()
     assert enc is not None, "the sentence encoder is installed by scripts/setup"

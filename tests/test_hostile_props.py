@@ -471,7 +471,7 @@ def attempts(home: Path) -> int:
 def test_run_any_script_plays_or_refuses_and_never_echoes_escapes(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import edgetutor.patient.session as session
+    import edgetutor.service.session as session
 
     # Lexical retrieval only: embedding every fact on each run would cost seconds per example,
     # and what is tested here is the script's path, not retrieval.

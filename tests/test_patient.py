@@ -7,9 +7,9 @@ import pytest
 from edgetutor.cases import load_case
 from edgetutor.cases.schema import Case
 from edgetutor.errors import EdgeTutorError
+from edgetutor.language.lexicon import content_terms, edit_distance, has_negation, numbers_in, stem
 from edgetutor.patient.encounter import Encounter, clean_reply, parse_action
 from edgetutor.patient.guard import Guard
-from edgetutor.patient.lexicon import content_terms, edit_distance, has_negation, numbers_in, stem
 from edgetutor.patient.prompt import messages
 from edgetutor.patient.retrieval import FactIndex
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from edgetutor.cli import make_cli
-from edgetutor.scoring.progress import CaseInfo, ScoredAttempt, progress
+from edgetutor.service.progress import CaseInfo, ScoredAttempt, progress
 
 from .conftest import ROOT
 

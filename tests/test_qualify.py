@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from edgetutor.cli import make_cli
 from edgetutor.errors import ModelError
-from edgetutor.patient import qualify
 from edgetutor.patient.fidelity_check import case_violations
 from edgetutor.patient.models import embedded_model_path
-from edgetutor.patient.session import load_model
+from edgetutor.service import qualify
+from edgetutor.service.session import load_model
 
 from .test_models import STRING, gguf_bytes, write
 

@@ -16,8 +16,8 @@ from ruamel.yaml import YAML
 
 from edgetutor.cases.lint import lint_source
 from edgetutor.cli import make_cli
+from edgetutor.language.lexicon import normalise
 from edgetutor.patient.guard import BREAK_CHARACTER
-from edgetutor.patient.lexicon import normalise
 from edgetutor.patient.models import embedded_model_path
 from edgetutor.store import open_db
 

@@ -289,8 +289,8 @@ def test_negation_and_history_scope_in_plans(plan: str, planned: bool) -> None:
 def test_dose_parser_reads_how_trainees_write(
     text: str, amount: tuple, per_day: float | None, days: object
 ) -> None:
-    from edgetutor.scoring.doses import parse, parse_unit
-    from edgetutor.scoring.wording import tokens
+    from edgetutor.language.doses import parse, parse_unit
+    from edgetutor.language.wording import tokens
 
     written = parse(tokens(text))
     value, unit = amount

@@ -7,7 +7,7 @@ import pytest
 from edgetutor.errors import ModelError
 from edgetutor.patient.llm import LlamaBackend, default_threads, physical_cores
 from edgetutor.patient.models import embedded_model_path
-from edgetutor.patient.session import load_model
+from edgetutor.service.session import load_model
 
 
 def test_default_is_one_thread_per_physical_core(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..patient.llm import physical_cores
 from ..portable import physical_memory_bytes
 
 BANDWIDTH_BUFFER_MB = 256  # well past the last-level cache of laptops, servers and the Pi
@@ -68,8 +69,6 @@ def read_bandwidth_gbs(
 
 def describe(threads: int, measure_bandwidth: bool = True) -> dict[str, Any]:
     """What the report says about the machine (`threads`: what llama.cpp was given)."""
-    from ..patient.llm import physical_cores
-
     return {
         "system": platform.system(),
         "arch": platform.machine(),

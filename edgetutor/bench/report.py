@@ -24,6 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..errors import EdgeTutorError, ModelError
+from ..patient.encounter import MAX_TOKENS
+from ..patient.llm import physical_cores
+from ..patient.models import discover, human_count, human_size, pick
+from . import machine
+from .speed import QUESTIONS, load_standard_case, measure_ours, measure_raw, run_in_child
 
 FIRST_TOKEN_S_MAX = 1.5
 TOKENS_PER_S_MIN = 8.0
@@ -224,9 +229,6 @@ def measure_model(
 ) -> ModelResult:
     """Both sides for one model, each in its own process. A model that fails is a result with
     `error` set, not an exception, so one broken file does not stop the others."""
-    from ..patient.encounter import MAX_TOKENS
-    from .speed import measure_ours, measure_raw, run_in_child
-
     facts = _entry_facts(entry)
     if entry.error:
         return _failed(facts, entry.error)
@@ -286,11 +288,6 @@ def run_bench(
     Raises ModelError when `model` or EDGETUTOR_MODEL names a model that does not exist, or no
     model is available at all; EdgeTutorError for a `turns` or `threads` below 1.
     """
-    from ..patient.llm import physical_cores
-    from ..patient.models import discover, pick
-    from . import machine
-    from .speed import QUESTIONS, load_standard_case
-
     if turns is not None and turns < 1:
         raise EdgeTutorError(f"--turns must be at least 1 (got {turns})")
     if threads is not None and threads < 1:
@@ -338,8 +335,6 @@ def _fmt(value: float | int | None, digits: int = 1) -> str:
 
 def format_report(report: BenchReport) -> str:
     """The report as a terminal table per model, with its verdict. Never raises."""
-    from ..patient.models import human_count, human_size
-
     m = report.machine
     memory = f"{m.memory_total_mb / 1000:.1f} GB RAM" if m.memory_total_mb else "RAM unknown"
     bandwidth = f"memory read {m.memory_read_gbs} GB/s" if m.memory_read_gbs else "memory bandwidth unknown"

@@ -29,7 +29,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..cases import load_case, parse_case_text
 from ..errors import ModelError
+from ..patient.embed import load_encoder
+from ..patient.encounter import Encounter
+from ..patient.llm import LlamaBackend
+from ..patient.prompt import messages
 from ..portable import peak_rss_bytes
 
 STANDARD_CASE = "standard_case.yaml"
@@ -56,8 +61,6 @@ def peak_rss_mb() -> float:
 
 def load_standard_case(path: str | Path | None = None) -> Any:
     """The case of the standard encounter (`path` replaces it). Raises CaseFormatError."""
-    from ..cases import load_case, parse_case_text
-
     if path is not None:
         return load_case(Path(path))
     text = resources.files(__package__).joinpath(STANDARD_CASE).read_text(encoding="utf-8")
@@ -74,10 +77,6 @@ def measure_ours(
     Raises ModelError if the model cannot be loaded.
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `edgetutor` itself runs (cli.main)
-    from ..patient.encounter import Encounter
-    from ..patient.llm import LlamaBackend
-    from ..patient.prompt import messages
-    from ..patient.session import load_encoder
 
     case = load_standard_case(case_file)
     # Imported before the clock starts, as measure_raw does: load times compare loading only.
@@ -142,7 +141,7 @@ def measure_raw(
     Returns the load time, one row per turn and the peak RSS.
     Raises ModelError if llama.cpp cannot load the model.
     """
-    from llama_cpp import Llama, LogitsProcessorList
+    from llama_cpp import Llama, LogitsProcessorList  # only in the child process that measures
     from llama_cpp import llama_cpp as capi
 
     start = time.perf_counter()

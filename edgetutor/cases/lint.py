@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import CaseFormatError
+from ..scoring.diagnosis import canon_words, case_matcher, names_of
 from .loader import Problem, parse_yaml, read_source, validation_problems
 from .packmeta import PackMeta
 from .safeyaml import YamlDoc
@@ -230,8 +231,6 @@ def _dose_rules(case: Case, problem: Any) -> Iterator[Problem]:
 
 def _diagnosis_rules(case: Case, problem: Any) -> Iterator[Problem]:
     """Warnings where the scorer would credit a near miss as the diagnosis, or refuse a synonym."""
-    from ..scoring.diagnosis import canon_words, case_matcher, names_of
-
     matcher = case_matcher(case)
     primary = case.diagnosis.primary
     # a synonym whose qualifier contradicts the name, or that is also a differential or near miss

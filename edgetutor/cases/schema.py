@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ..language.doses import parse_unit
+
 FORMAT_VERSION = 1
 
 # Stable identifiers: lower case, digits, '_' and '-', dotted for exam/test codes
@@ -242,9 +244,7 @@ class DoseRange(Strict):
         if self.max < self.min:
             raise ValueError("max is below min")
         if self.unit is not None:
-            from ..scoring.doses import parse_unit  # the unit words live with the dose reader
-
-            parse_unit(self.unit)
+            parse_unit(self.unit)  # the unit words live with the dose reader
         return self
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..cases.schema import Case, Sex
 from ..errors import EdgeTutorError
-from .lexicon import STOPWORDS, content_terms, normalise
+from ..language.lexicon import STOPWORDS, content_terms, normalise
 
 ACTS_FILE = "acts.yaml"
 HISTORY = "history"

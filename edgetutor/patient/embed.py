@@ -595,3 +595,13 @@ class Encoder:
             ffn += rows
             out[r : r + _FFN_ROWS] = _layer_norm(ffn, w.ln2_w, w.ln2_b, self.eps)
         return out
+
+
+def load_encoder() -> Encoder | None:
+    """The sentence encoder for hybrid retrieval, or None (lexical retrieval) if not installed."""
+    if not available():
+        return None
+    try:
+        return Encoder.load()
+    except ModelError:
+        return None

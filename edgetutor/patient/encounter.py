@@ -28,10 +28,10 @@ from typing import Any
 from ..cases.codes import EXAM_CODES, TEST_CODES
 from ..cases.schema import Case, Disclosure, Fact, Finding, Investigation
 from ..errors import EdgeTutorError
+from ..language.lexicon import edit_distance, normalise
 from .acts import HISTORY, IDENTITY, classify, expand_texting, reply_for
 from .guard import Guard
 from .history import History
-from .lexicon import edit_distance, normalise
 from .prompt import messages
 from .speak import speak_checked, tidy
 

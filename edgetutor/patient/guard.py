@@ -31,7 +31,7 @@ from importlib import resources
 from typing import Any
 
 from ..cases.schema import Case, Fact
-from .lexicon import (
+from ..language.lexicon import (
     _SINGLE,
     NEGATIONS,
     STOPWORDS,

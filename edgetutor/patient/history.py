@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cases.schema import Case, Disclosure, Fact
 from ..cases.taxonomy import MAIN_COMPLAINT, applies, covered_topics, default_answer
-from .lexicon import content_terms, normalise
+from ..language.lexicon import content_terms, normalise
 from .retrieval import FactIndex
 from .topics import topic_index
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..cases.schema import Case, Disclosure, Fact
-from .lexicon import STOPWORDS, content_terms, edit_distance, stem, synonym_words, tokens
+from ..language.lexicon import STOPWORDS, content_terms, edit_distance, stem, synonym_words, tokens
 from .sentences import answer_units
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cases.schema import Fact
+from ..language.lexicon import tokens
 from .guard import Guard, repeated_ngram
-from .lexicon import tokens
 from .sentences import SentenceStream, split_sentences
 
 # Strings that mean the model has left the patient's turn: it starts a new line, speaks for the

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..cases import taxonomy as tax_module
 from ..cases.taxonomy import Taxonomy, Topic, taxonomy
+from ..paths import cache_dir
+from .acts import rules
 from .retrieval import LEXICAL_HALF, LEXICAL_WEIGHT, Doc, LexicalIndex, SemanticIndex, semantic_texts
 
 if TYPE_CHECKING:
@@ -31,8 +34,6 @@ def topic_docs(tax: Taxonomy) -> list[Doc]:
 
 
 def _cache_dir() -> Path:
-    from ..paths import cache_dir
-
     return cache_dir()
 
 
@@ -53,8 +54,6 @@ def _shipped(key: str, rows: int, dim: int) -> np.ndarray | None:
     """The vectors shipped with the package, if they were computed from exactly this taxonomy
     and encoder (its first row holds the key's bytes; anything else is ignored)."""
     import numpy as np
-
-    from ..cases import taxonomy as tax_module
 
     path = Path(tax_module.__file__).with_name(SHIPPED)
     try:
@@ -143,8 +142,6 @@ class TopicIndex:
         if self.encoder is None:
             return -1.0
         if self._small_talk is None:
-            from .acts import rules
-
             self._small_talk = self.encoder.encode(rules().examples.get("off_topic", []) or ["weather"])
         return float((self._small_talk @ qvec).max())
 

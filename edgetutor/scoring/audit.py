@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cases.schema import Case
+from ..patient.encounter import Encounter
 from .checklist import score
 from .debrief import transcript_from_turns
 
@@ -141,8 +142,6 @@ def default_script(case: Case, questions: list[str] | None = None) -> list[str]:
 
 
 def _play(case: Case, lines: list[str], encoder: Any) -> tuple[list[list[str]], dict[str, Any]]:
-    from ..patient.encounter import Encounter
-
     enc = Encounter(case, None, encoder)
     matched = []
     for line in lines:

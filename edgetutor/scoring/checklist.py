@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..cases.schema import Action, Case, Domain, RubricItem
+from ..language.doses import parse
 from .communication import skills_shown
 from .diagnosis import DiagnosisMatcher, case_matcher, diagnosis_matches, split_diagnosis
-from .doses import Verdict, check, parse
+from .doses import Verdict, check
 from .plan import PlanReading, near_any, plan_words, read_plan
 
 SCORER_VERSION = "2.0"

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..cases.schema import Case, NamedDiagnosis
-from .wording import Phrase, canonical, find_phrase, is_word, tokens, wording
+from ..language.wording import Phrase, canonical, find_phrase, is_word, tokens, wording
 
 _SPLIT_DDX = re.compile(
     r";|\bddx\b|\bd/d\b|\bdd\b|\bdifferentials?\b|\bdifferential diagnos[ie]s\b|\bvs\.?|\bversus\b"

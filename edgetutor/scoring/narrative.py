@@ -12,8 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import EdgeTutorError
+from ..language.lexicon import content_terms, numbers_in, stem, tokens
 from ..patient.guard import BREAK_CHARACTER, CLINICAL
-from ..patient.lexicon import content_terms, numbers_in, stem, tokens
 
 MAX_TOKENS = 120
 MAX_SENTENCES = 3
@@ -83,8 +84,6 @@ def check(text: str, source: str) -> list[str]:
 
 def narrate(backend: Any, doc: Mapping[str, Any]) -> dict[str, Any]:
     """{'text': paragraph or None, 'draft': model text, 'reasons': why it was dropped}."""
-    from ..errors import EdgeTutorError
-
     try:
         draft = "".join(backend.stream(messages(doc), max_tokens=MAX_TOKENS, temperature=0.0)).strip()
     except EdgeTutorError as err:

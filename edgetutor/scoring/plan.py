@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .wording import (
+from ..language.wording import (
     HARD_BOUNDARIES,
     SOFT_BOUNDARIES,
     Phrase,

@@ -21,23 +21,21 @@ import sqlite3
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from .. import paths
-from ..errors import EdgeTutorError
+from ..errors import EdgeTutorError, KeyFileError
 from .migrations import migrate
 
 if TYPE_CHECKING:
     # Imported in open_db(): sqlite_utils pulls in numpy, click and dateutil (~100 ms), which
     # commands that never touch the database should not pay for.
     from sqlite_utils import Database
-
-    from ..sync.device import DeviceKey
 
 AttemptStatus = Literal["in_progress", "finished", "interrupted"]
 TurnKind = Literal["opening", "question", "examine", "order", "diagnose", "plan", "end", "note"]
@@ -130,11 +128,13 @@ def default_path() -> Path:
     return paths.home() / DB_NAME
 
 
-def open_db(path: Path | None = None) -> Store:
+def open_db(path: Path | None = None, sealer: Sealer | None = None) -> Store:
     """Open (creating if needed) the database at `path`, default `home()/edgetutor.db`.
 
     Creates the parent folder, turns on WAL, foreign keys and a busy timeout, then applies any
     pending migrations. Raises EdgeTutorError if the file cannot be opened or is not a database.
+    `sealer` signs the result event of each scored attempt (see `Sealer`); the app opens its
+    database through `edgetutor.service.open_store()`, which passes the device's.
     """
     from sqlite_utils import Database
 
@@ -155,8 +155,8 @@ def open_db(path: Path | None = None) -> Store:
         # FULL fsyncs the WAL on every commit: a turn survives a power cut, not just a crash.
         db.execute("PRAGMA synchronous = FULL")
         migrated = migrate(db)
-        store = Store(db, path, tuple(migrated))
-        if "m007_result_events" in migrated:
+        store = Store(db, path, tuple(migrated), sealer)
+        if "m007_result_events" in migrated and sealer is not None:
             # Attempts scored before result events existed get theirs now, oldest first. If the
             # device key is unusable they wait: the next finish, sync or export seals them (and
             # reports the key problem), so opening the database never fails because of it.
@@ -251,16 +251,53 @@ else:
         return True
 
 
+class Sealer(Protocol):
+    """What signs the result event of a scored attempt (`edgetutor.sync.seal.EventSealer`).
+
+    The store calls it inside its own write transaction, so a score and its signed event are
+    written together or not at all; the store itself knows nothing of keys or signatures.
+    """
+
+    genesis: str
+
+    def prepare(self, bound_device_id: str | None) -> str:
+        """Make the signing key ready before the write; return its device id. Raises KeyFileError."""
+        ...
+
+    def case_info(self, case_ids: Iterable[str]) -> Mapping[str, Mapping[str, Any]]:
+        """Case facts (title, specialty, tags) for installed cases, for results sealed late."""
+        ...
+
+    def seal(
+        self,
+        attempt: Mapping[str, Any],
+        trainee: Mapping[str, Any],
+        score: Mapping[str, Any],
+        info: Mapping[str, Any] | None,
+        *,
+        event_id: str,
+        seq: int,
+        prev: str,
+        created: str,
+    ) -> dict[str, Any]:
+        """The signed event (a dict with at least "event_id" and "hash")."""
+        ...
+
+
 class Store:
-    """Typed access to the database; get one from `open_db()`. Safe to share between threads."""
+    """Typed access to the database; get one from `open_db()`. Safe to share between threads.
+
+    Opened with a `sealer`, scoring an attempt also appends its signed result event and outbox
+    row; opened without one (tools that only read, tests of the store alone), scored attempts wait
+    unsealed and are sealed, oldest first, the next time the database is opened with a sealer.
+    """
 
     def __init__(
-        self, db: Database, path: Path, migrated: tuple[str, ...] = (), key_dir: Path | None = None
+        self, db: Database, path: Path, migrated: tuple[str, ...] = (), sealer: Sealer | None = None
     ) -> None:
         self.db = db
         self.path = path
-        #: folder of the device key that signs result events (None: `home()/device`)
-        self.key_dir = key_dir
+        self.sealer = sealer
         #: migrations applied by this open (empty when the schema was already current)
         self.migrated = migrated
         self._lock = threading.RLock()
@@ -425,14 +462,14 @@ class Store:
         unusable (then nothing is written: the attempt stays open and is finished once the key
         is restored).
         """
-        key = self._device_key() if score is not None else None
+        device_id = self._prepare_sealer() if score is not None and self.sealer is not None else None
         with self._write():
             self._require_in_progress(attempt_id, "finish")
             now = _stamp(_now())
             self.db.execute(
                 "UPDATE attempts SET status = 'finished', ended = ? WHERE id = ?", [now, attempt_id]
             )
-            if score is not None and key is not None:
+            if score is not None:
                 pack = score["pack"]
                 self.db.execute(
                     "INSERT INTO scores (attempt_id, total, passed, pack_id, pack_version, pack_digest,"
@@ -442,10 +479,11 @@ class Store:
                         pack["digest"], score["scorer_version"], json.dumps(score, sort_keys=True), now,
                     ],
                 )  # fmt: skip
-                case_id = self.db.execute(
-                    "SELECT case_id FROM attempts WHERE id = ?", [attempt_id]
-                ).fetchone()[0]
-                self._seal_unsealed(key, {case_id: case_info} if case_info is not None else {})
+                if device_id is not None:
+                    case_id = self.db.execute(
+                        "SELECT case_id FROM attempts WHERE id = ?", [attempt_id]
+                    ).fetchone()[0]
+                    self._seal_unsealed(device_id, {case_id: case_info} if case_info is not None else {})
         return self.attempt(attempt_id)
 
     def scored(self, trainee: Trainee | None = None) -> list[tuple[Attempt, dict[str, Any]]]:
@@ -575,10 +613,9 @@ class Store:
 
     # -- result events and the outbox (edgetutor.sync) ------------------------------------------
 
-    def _device_key(self) -> DeviceKey:
-        from ..sync.device import load_or_create
-
-        return load_or_create(self.sync_state().device_id, self.key_dir)
+    def _prepare_sealer(self) -> str:
+        assert self.sealer is not None
+        return self.sealer.prepare(self.sync_state().device_id)
 
     def _unsealed(self) -> list[dict[str, Any]]:
         return list(
@@ -592,47 +629,43 @@ class Store:
             )
         )
 
-    def _seal_unsealed(self, key: DeviceKey, infos: Mapping[str, Mapping[str, Any]]) -> int:
+    def _seal_unsealed(self, device_id: str, infos: Mapping[str, Mapping[str, Any]]) -> int:
         """Append an event and an outbox row for every scored attempt without one, oldest first.
-        Runs inside the caller's write transaction."""
-        from ..errors import KeyFileError
-        from ..sync.events import build_payload, installed_case_info
-        from ..sync.protocol import GENESIS, seal_event
-
+        Runs inside the caller's write transaction, after `_prepare_sealer()`."""
+        sealer = self.sealer
+        assert sealer is not None
         rows = self._unsealed()
         if not rows:
             return 0
         bound = self.db.execute("SELECT device_id FROM sync_state WHERE id = 1").fetchone()[0]
         if bound is None:
-            self.db.execute("UPDATE sync_state SET device_id = ? WHERE id = 1", [key.device_id])
-        elif bound != key.device_id:  # another process changed the key since _device_key()
-            raise KeyFileError(f"device key {key.path} is not the key of device {bound}")
+            self.db.execute("UPDATE sync_state SET device_id = ? WHERE id = 1", [device_id])
+        elif bound != device_id:  # another process changed the key since _prepare_sealer()
+            raise KeyFileError(f"the device key is not the key of device {bound}")
         info = dict(infos)
         unknown = {r["case_id"] for r in rows} - set(info)
         if unknown:
-            info |= installed_case_info(unknown)
+            info |= sealer.case_info(unknown)
         last = self.db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+        seq, prev = (last[0], last[1]) if last else (0, sealer.genesis)
         for row in rows:
             seq += 1
             score = json.loads(row["score_detail"])
-            payload = build_payload(
-                row, {"id": row["trainee_id"], "name": row["trainee_name"]}, score, info.get(row["case_id"])
-            )
             created = _stamp(_now())
-            event = seal_event(
-                key.private,
+            event = sealer.seal(
+                row,
+                {"id": row["trainee_id"], "name": row["trainee_name"]},
+                score,
+                info.get(row["case_id"]),
                 event_id=uuid.uuid4().hex,
-                device_id=key.device_id,
                 seq=seq,
                 prev=prev,
                 created=created,
-                payload=payload,
             )
             self.db.execute(
                 "INSERT INTO events (seq, event_id, attempt_id, device_id, prev, hash, created, body)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [seq, event["event_id"], row["id"], key.device_id, prev, event["hash"], created,
+                [seq, event["event_id"], row["id"], device_id, prev, event["hash"], created,
                  json.dumps(event, ensure_ascii=False, sort_keys=True)],
             )  # fmt: skip
             self.db.execute("INSERT INTO outbox (seq) VALUES (?)", [seq])
@@ -642,17 +675,16 @@ class Store:
     def seal_backlog(self) -> int:
         """Give every scored attempt that has no result event one (attempts scored before the
         events table existed), oldest first; return how many. Raises KeyFileError if some need
-        sealing and the device key is unusable (nothing is written then)."""
+        sealing and the device key is unusable (nothing is written then); EdgeTutorError if the
+        database was opened without a sealer."""
         with self._lock:
             if not self._unsealed():
                 return 0
-            key = self._device_key()
+            if self.sealer is None:
+                raise EdgeTutorError("results cannot be signed: the database was opened without a sealer")
+            device_id = self._prepare_sealer()
             with self._write():
-                return self._seal_unsealed(key, {})
-
-    def device_key(self) -> DeviceKey:
-        """This database's device key (created if no result was signed yet). Raises KeyFileError."""
-        return self._device_key()
+                return self._seal_unsealed(device_id, {})
 
     def sync_state(self) -> SyncState:
         r = self._rows("SELECT * FROM sync_state WHERE id = 1")[0]

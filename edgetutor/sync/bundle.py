@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import SyncError
 from ..fsutil import atomic_write_bytes
 from . import protocol
+from .seal import sealed_key
 
 if TYPE_CHECKING:
     from ..store.db import Store
@@ -54,8 +55,7 @@ def export(store: Store, out_dir: Path) -> ExportResult | None:
     Raises SyncError if the folder cannot be written (nothing is left behind then) and
     KeyFileError if the device key is unusable.
     """
-    store.seal_backlog()
-    key = store.device_key()
+    key = sealed_key(store)
     state = store.sync_state()
     events = store.events(pending=True)
     token = state.enroll_token if not state.enrolled else None

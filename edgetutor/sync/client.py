@@ -41,8 +41,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from filelock import FileLock, Timeout
 
+from .. import paths
 from ..errors import EdgeTutorError, SyncError
+from ..packs.install import PackStore, unexpected
 from . import protocol
+from .device import device_dir
+from .seal import EventSealer, sealed_key
 
 if TYPE_CHECKING:
     from ..store.db import Store
@@ -232,6 +236,12 @@ def _sync_lock(folder: Path) -> Iterator[None]:
         lock.release()
 
 
+def _key_dir(store: Store) -> Path:
+    """The folder of the key that signs this database's results (its lock lives there too)."""
+    sealer = store.sealer
+    return (sealer.key_dir if isinstance(sealer, EventSealer) else None) or device_dir()
+
+
 def idempotency_key(device_id: str, events: list[dict[str, Any]]) -> str:
     """The same batch always gets the same key, so a resent batch is answered from the hub's record."""
     first, last = events[0]["seq"], events[-1]["seq"]
@@ -258,11 +268,9 @@ def sync(
     to_send)` is called after each acknowledged batch. Raises SyncError (one line; nothing is
     marked sent that the hub did not acknowledge) or KeyFileError (unusable device key).
     """
-    from .device import device_dir
-
     if batch_size < 1 or tries < 1:
         raise SyncError("batch size and tries must be at least 1")
-    with _sync_lock(store.key_dir or device_dir()):
+    with _sync_lock(_key_dir(store)):
         try:
             report = _sync(
                 store, hub_url, token, batch_size, _Retry(tries, base_delay, sleep), timeout, on_progress
@@ -291,8 +299,7 @@ def _sync(
     timeout: float,
     on_progress: Callable[[int, int], None] | None,
 ) -> SyncReport:
-    store.seal_backlog()
-    key = store.device_key()
+    key = sealed_key(store)
     state = store.sync_state()
     hub = normalise_url(hub_url) if hub_url else state.hub_url
     if hub is None:
@@ -446,9 +453,6 @@ def pull_packs(hub: str, retry: _Retry, timeout: float, report: SyncReport) -> N
     Every pack goes through `PackStore.install` (signature by a trusted publisher, file hashes,
     rollback rule), exactly as from a USB stick; a refused pack is reported and the rest go on.
     """
-    from .. import paths
-    from ..packs.install import PackStore, unexpected
-
     try:
         listing = retry.call(lambda: _request("GET", _url(hub, "/packs"), timeout=timeout))
     except (_Transient, _Refused, SyncError) as err:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .seal import EventSealer
+
 
 @click.command("sync")
 @click.option("--hub", "hub_url", metavar="URL", help="The coordinator hub's address (remembered).")
@@ -24,7 +26,7 @@ def sync_cmd(hub_url: str | None, token: str | None, batch_size: int, no_pull: b
     from ..textsafe import one_line
     from .client import sync
 
-    with open_db() as store:
+    with open_db(sealer=EventSealer()) as store:
         report = sync(store, hub_url, token, batch_size=batch_size, pull=not no_pull)
     # What the hub sent (site names, pack ids, reasons) is printed without terminal escapes.
     if report.enrolled_now:
@@ -49,7 +51,7 @@ def results_list() -> None:
     from ..store import open_db
     from ..textsafe import one_line, printable
 
-    with open_db() as store:
+    with open_db(sealer=EventSealer()) as store:
         state = store.sync_state()
         rows = store.results()
         pending = store.pending_count()
@@ -94,7 +96,7 @@ def results_export(out_dir: Path) -> None:
     from ..store import open_db
     from .bundle import export
 
-    with open_db() as store:
+    with open_db(sealer=EventSealer()) as store:
         done = export(store, out_dir)
     if done is None:
         click.echo("Nothing to export: no result is waiting for the hub.")

@@ -15,6 +15,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..cases.loader import load_case
+from ..errors import EdgeTutorError
+from ..packs.install import PackStore
+
 
 def case_info(case: Any) -> dict[str, Any]:
     """The case facts a payload needs from a `cases.schema.Case` (what `finish_attempt` takes)."""
@@ -93,10 +97,6 @@ def build_payload(
 def installed_case_info(case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Case facts for the ids that are installed (unreadable or missing cases are left out):
     used when results finished before events existed are sealed after an upgrade."""
-    from ..cases.loader import load_case
-    from ..errors import EdgeTutorError
-    from ..packs.install import PackStore
-
     wanted = set(case_ids)
     found: dict[str, dict[str, Any]] = {}
     try:

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.worker import Worker, WorkerState
 
 from ..errors import EdgeTutorError
-from ..patient.session import ModelChoice
+from ..service.session import ModelChoice
 from ..store.db import Store, Trainee
 from .base import report
 
@@ -96,9 +96,9 @@ class EdgeTutorApp(App[None]):
     def store(self) -> Store:
         """The database, opened on first use. Raises EdgeTutorError if it cannot be opened."""
         if self._store is None:
-            from ..store.db import open_db
+            from ..service import open_store
 
-            self._store = open_db()
+            self._store = open_store()
         return self._store
 
     def model_label(self) -> str:
@@ -193,7 +193,8 @@ class EdgeTutorApp(App[None]):
     @work(thread=True, exclusive=True, group="models", exit_on_error=False)
     def load_models(self) -> None:
         """Load the model and the encoder off the UI thread; a failure means authored answers."""
-        from ..patient.session import load_encoder, load_model
+        from ..patient.embed import load_encoder
+        from ..service.session import load_model
 
         try:
             if self.model_choice is None:

@@ -28,7 +28,7 @@ from textual.worker import Worker, get_current_worker
 from ..cases.codes import EXAM_CODES, TEST_CODES
 from ..errors import ModelError
 from ..patient.encounter import Reply, parse_action
-from ..patient.session import Session
+from ..service.session import Session
 from .base import EdgeScreen, StatusBar
 
 CANCELLED = "reply cancelled by the trainee (Escape)"

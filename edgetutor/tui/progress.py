@@ -18,7 +18,7 @@ from .debrief import domain_lines
 
 def progress_doc(store: Store, trainee: Trainee | None) -> dict[str, Any]:
     """The same summary as `edgetutor progress`, for one trainee. Raises EdgeTutorError."""
-    from ..scoring.progress import progress_for
+    from ..service.progress import progress_for
 
     return progress_for(store, trainee)
 

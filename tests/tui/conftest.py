@@ -31,7 +31,7 @@ def demo(home: Path) -> Path:
 @pytest.fixture(scope="session")
 def encoder() -> Any:
     """The real all-MiniLM-L6-v2 encoder if installed (None means lexical retrieval)."""
-    from edgetutor.patient.session import load_encoder
+    from edgetutor.patient.embed import load_encoder
 
     return load_encoder()
 

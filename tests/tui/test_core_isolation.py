@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 CORE = [
-    "edgetutor.patient.session",
+    "edgetutor.service.session",
     "edgetutor.scoring.checklist",
-    "edgetutor.scoring.progress",
+    "edgetutor.service.progress",
     "edgetutor.packs.install",
     "edgetutor.store.db",
     "edgetutor.cli",

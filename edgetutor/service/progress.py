@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..cases.loader import load_case
+from ..packs.install import PackStore
+
 if TYPE_CHECKING:
     from ..store.db import Store, Trainee
 
@@ -108,9 +111,6 @@ def progress(
 def progress_for(store: Store, trainee: Trainee | None, now: dt.datetime | None = None) -> dict[str, Any]:
     """`progress()` for one trainee (or everyone) over the installed cases: what the CLI and the
     app both show. Raises EdgeTutorError (unreadable pack or case)."""
-    from ..cases.loader import load_case
-    from ..packs.install import PackStore
-
     cases = []
     for entry in PackStore().cases():
         case = load_case(entry.file)

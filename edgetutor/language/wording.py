@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import EdgeTutorError
-from ..patient.lexicon import edit_distance, normalise
+from .lexicon import edit_distance, normalise
 
 WORDING_FILE = Path(__file__).with_name("wording.yaml")
 PUNCT = set(";,.:()/+&-%")

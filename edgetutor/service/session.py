@@ -7,6 +7,7 @@ process loses at most the turn in progress and the attempt can be resumed.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,8 +17,16 @@ from ..cases.loader import load_case
 from ..cases.schema import Case
 from ..errors import EdgeTutorError, ModelError
 from ..packs.install import CaseEntry, PackStore
-from ..store.db import Attempt, Store, open_db
-from .encounter import Encounter, Reply
+from ..patient.embed import load_encoder
+from ..patient.encounter import Encounter, Reply
+from ..patient.llm import LlamaBackend
+from ..patient.models import select
+from ..scoring.checklist import score as score_case
+from ..scoring.debrief import debrief, transcript_from_turns
+from ..store.db import Attempt, Store
+from ..sync.events import case_info
+from . import open_store
+from .qualify import allow_unqualified, status
 
 
 @dataclass
@@ -32,15 +41,11 @@ class ModelChoice:
 
 
 def load_model(spec: str | None, no_model: bool = False) -> tuple[Any | None, ModelChoice]:
-    """Load the selected model if it qualifies (qualify.py). A missing, broken or unqualified
+    """Load the selected model if it qualifies (service/qualify.py). A missing, broken or unqualified
     model is not fatal: the encounter runs in authored-answers mode and `ModelChoice.error` says
     why. EDGETUTOR_UNQUALIFIED=1 lets an unqualified model speak (development and evaluation)."""
     if no_model:
         return None, ModelChoice(None, error="authored-answers mode (--no-model)")
-    from .llm import LlamaBackend
-    from .models import select
-    from .qualify import allow_unqualified, status
-
     try:
         entry = select(spec)
         note = None
@@ -65,18 +70,6 @@ def load_model(spec: str | None, no_model: bool = False) -> tuple[Any | None, Mo
         return backend, ModelChoice(entry.name, str(entry.path), time.perf_counter() - start, note=note)
     except ModelError as err:
         return None, ModelChoice(None, error=f"authored-answers mode: {err}")
-
-
-def load_encoder() -> Any | None:
-    """The sentence encoder for hybrid retrieval, or None (lexical retrieval) if not installed."""
-    from . import embed
-
-    if not embed.available():
-        return None
-    try:
-        return embed.Encoder.load()
-    except ModelError:
-        return None
 
 
 @dataclass
@@ -104,7 +97,7 @@ class Session:
         """Open (or resume) an attempt on an installed case. Raises EdgeTutorError/CasePackError."""
         entry = PackStore().case(case_id)
         case = load_case(entry.file)
-        store = store or open_db()
+        store = store or open_store()
         store.mark_interrupted_stale()
         model = model or ModelChoice(getattr(backend, "name", None))
         encounter = Encounter(case, backend, encoder if encoder is not None else load_encoder())
@@ -156,8 +149,6 @@ class Session:
         elif reply.kind == "plan":
             self.store.set_answer(self.attempt.id, plan=self.encounter.plan)
         elif reply.kind == "end":
-            from ..sync.events import case_info
-
             result, _ = self.score(ended=True)
             self.attempt = self.store.finish_attempt(self.attempt.id, result.as_dict(), case_info(self.case))
         return reply
@@ -176,11 +167,6 @@ class Session:
 
     def score(self, ended: bool = False) -> tuple[Any, dict[str, Any]]:
         """The checklist score and the itemised debrief of this encounter (deterministic)."""
-        import datetime as dt
-
-        from ..scoring.checklist import score
-        from ..scoring.debrief import debrief, transcript_from_turns
-
         end = dt.datetime.now(dt.UTC) if ended else (self.attempt.ended or self.attempt.started)
         seconds = end - self.attempt.started
         transcript = transcript_from_turns(
@@ -191,7 +177,7 @@ class Session:
             "version": self.entry.pack_version,
             "digest": self.entry.pack_digest,
         }
-        result = score(self.case, transcript, pack)
+        result = score_case(self.case, transcript, pack)
         return result, debrief(self.case, result)
 
     def summary(self) -> dict[str, Any]:

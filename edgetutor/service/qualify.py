@@ -41,10 +41,25 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+
 from .. import __version__, paths
+from ..bench.machine import describe
+from ..bench.speed import QUESTIONS, load_standard_case
+from ..cases.loader import load_case
 from ..cases.schema import Case
 from ..errors import EdgeTutorError, ModelError
 from ..fsutil import atomic_write_bytes
+from ..language.lexicon import normalise
+from ..packs.install import PackStore
+from ..packs.signing import key_id, parse_public_key, sign, verify
+from ..patient.embed import load_encoder
+from ..patient.encounter import Encounter
+from ..patient.fidelity_check import case_violations
+from ..patient.llm import LlamaBackend
+from ..patient.prompt import messages
+from ..patient.retrieval import FactIndex
+from ..sync.device import key_path, load_or_create
 
 # A model qualifies when all of these hold (README, section "Models").
 THRESHOLDS: dict[str, float] = {
@@ -76,8 +91,6 @@ class Item:
 @cache
 def load_suite() -> tuple[str, tuple[Item, ...]]:
     """(digest, items) of the packaged fidelity suite."""
-    from ruamel.yaml import YAML
-
     text = resources.files(__package__).joinpath(SUITE_FILE).read_text(encoding="utf-8")
     doc = YAML(typ="safe").load(text)
     return doc["digest"], tuple(Item(**i) for i in doc["items"])
@@ -88,9 +101,6 @@ def demo_cases(ids: Iterable[str]) -> dict[str, Case]:
 
     Raises EdgeTutorError naming the cases found nowhere.
     """
-    from ..cases.loader import load_case
-    from ..packs.install import PackStore
-
     wanted = sorted(set(ids))
     found: dict[str, Case] = {}
     try:
@@ -114,8 +124,6 @@ def demo_cases(ids: Iterable[str]) -> dict[str, Case]:
 
 # -- fidelity ---------------------------------------------------------------------------------
 def _similarity(a: str, b: str) -> float:
-    from .lexicon import normalise
-
     return difflib.SequenceMatcher(None, normalise(a), normalise(b)).ratio()
 
 
@@ -130,9 +138,6 @@ def evaluate(
 
     Every reply the guard let through is read again by the independent checker.
     """
-    from .encounter import Encounter
-    from .fidelity_check import case_violations
-
     items = list(items)
     turns: list[dict[str, Any]] = []
     encounters: dict[str, Encounter] = {}
@@ -210,8 +215,6 @@ def summarise(turns: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _norm(text: str) -> str:
-    from .lexicon import normalise
-
     return normalise(text)
 
 
@@ -219,10 +222,6 @@ def _norm(text: str) -> str:
 def speed_run(backend: Any, encoder: Any | None, max_tokens: int = 48) -> dict[str, Any]:
     """Time to the first token and tokens/s on the standard encounter (bench/standard_case.yaml),
     asking the model directly (the guard would stop some replies early and skew tokens/s)."""
-    from ..bench.speed import QUESTIONS, load_standard_case
-    from .prompt import messages
-    from .retrieval import FactIndex
-
     case = load_standard_case()
     index = FactIndex(case, encoder)
     reset = getattr(backend, "reset", None)
@@ -302,9 +301,6 @@ def _payload(record: dict[str, Any]) -> bytes:
 
 def write_record(record: dict[str, Any]) -> Path:
     """Sign `record` with this device's key and store it under its model's hash."""
-    from ..packs.signing import sign
-    from ..sync.device import load_or_create
-
     key = load_or_create()
     record = dict(record)
     record["signed_by"] = key.device_id
@@ -316,12 +312,9 @@ def write_record(record: dict[str, Any]) -> Path:
 
 
 def _this_device() -> str | None:
-    from ..sync.device import key_path
-
     path = key_path()
     if not path.exists():
         return None
-    from ..sync.device import load_or_create
 
     return load_or_create().device_id
 
@@ -331,8 +324,6 @@ def read_record(sha256: str) -> dict[str, Any] | None:
 
     Raises ModelError (one line) for a record that is unreadable, altered or from another device.
     """
-    from ..packs.signing import key_id, parse_public_key, verify
-
     path = records_dir() / f"{sha256}.json"
     if not path.exists():
         return None
@@ -405,10 +396,6 @@ def qualify(
     Raises ModelError (one line) if the model cannot be loaded: a record is written only for a
     model that ran.
     """
-    from ..bench.machine import describe
-    from .llm import LlamaBackend
-    from .session import load_encoder
-
     digest, items = load_suite()
     chosen = [i for i in items if not cases_only or i.case in cases_only]
     if per_case is not None:
