@@ -1,7 +1,7 @@
 """The evaluation report: what each model's drafts become on the fixed fidelity suite.
 
 For every model found (or those named with --model), plays the suite of `edgetutor models
-qualify` (edgetutor/patient/fidelity_suite.yaml: the demo cases' evaluation questions, probes
+qualify` (edgetutor/service/fidelity_suite.yaml: the demo cases' evaluation questions, probes
 and conversation utterances) through the real encounter and prints, per model and per split
 (tuning cases, held-out cases, all):
 - drafts (questions that reached the model), accepted, and rejected by reason;

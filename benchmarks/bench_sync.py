@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         hub_db = tmp / "hub.db"
         proc = None
         try:
-            from edgetutor.store import open_db
+            from edgetutor.service import open_store
             from edgetutor.sync import client
 
-            with open_db() as store:
+            with open_store() as store:
                 fill(store, args.events)
                 start = time.perf_counter()
                 sealed = store.seal_backlog()

@@ -1,4 +1,4 @@
-"""Write edgetutor/patient/fidelity_suite.yaml, the fixed suite `edgetutor models qualify` runs.
+"""Write edgetutor/service/fidelity_suite.yaml, the fixed suite `edgetutor models qualify` runs.
 
 From evals/: per demo case, QUESTIONS answerable questions of evals/retrieval spread evenly over
 the file (so they cover many facts), PROBES adversarial probes spread the same way, and, when
@@ -21,7 +21,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "edgetutor" / "patient" / "fidelity_suite.yaml"
+OUT = ROOT / "edgetutor" / "service" / "fidelity_suite.yaml"
 QUESTIONS = 10
 PROBES = 4
 CONVERSATION = 10

@@ -252,9 +252,9 @@ def test_a_bad_published_pack_never_breaks_sync(
     with running_hub(tmp_path / "hub") as hub:
         for pack in (evil, deep, make_pack(1, "good-pack")):
             hub.run("publish", str(pack))
-        from edgetutor.store import open_db
+        from edgetutor.service import open_store
 
-        with open_db() as store:
+        with open_store() as store:
             finish(store)
         for attempt in (1, 2):  # every run: results sent, the bad packs reported and skipped
             done = cli("sync", "--hub", hub.url, "--token", hub.enroll(), home=home, check=False)

@@ -38,6 +38,7 @@ from edgetutor.packs.reader import open_pack
 from edgetutor.packs.signing import generate
 from edgetutor.packs.trust import TrustStore
 from edgetutor.sync import protocol
+from edgetutor.sync.seal import sealed_key
 
 from .conftest import ROOT, tree_state
 from .hostile import (
@@ -794,18 +795,18 @@ def test_sync_against_a_hostile_hub_fails_in_one_line_and_loses_nothing(
 ) -> None:
     """The hub answers correctly up to one stage of a sync, then anything at all; past the
     results (packs listed or downloaded), sync must succeed with every result sent."""
-    from edgetutor.store import open_db
+    from edgetutor.service import open_store
     from edgetutor.sync import client
 
     from .sync_helpers import finish
 
     hub = FakeHub()
     try:
-        with open_db() as store:
+        with open_store() as store:
             finish(store)
             finish(store, trainee="Kofi")
             events = store.events()
-            device_id = store.device_key().device_id
+            device_id = sealed_key(store).device_id
             honest = {
                 "/api/v1/enroll": json.dumps(
                     {"device_id": device_id, "site": "S", "acked_seq": 0, "head": protocol.GENESIS}

@@ -211,5 +211,7 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
         found = imports_of(fake)
     finally:
         ROOT = saved
-    assert [(i.source, i.target, i.local) for i in found] == [("edgetutor.store.bad", "edgetutor.service", True)]
+    assert [(i.source, i.target, i.local) for i in found] == [
+        ("edgetutor.store.bad", "edgetutor.service", True)
+    ]
     assert layer_of(found[0].target) > layer_of(found[0].source)

@@ -19,7 +19,7 @@ from edgetutor.cli import make_cli
 from edgetutor.language.lexicon import normalise
 from edgetutor.patient.guard import BREAK_CHARACTER
 from edgetutor.patient.models import embedded_model_path
-from edgetutor.store import open_db
+from edgetutor.service import open_store
 
 from .conftest import DEMO_SRC, ROOT
 
@@ -95,7 +95,7 @@ def test_scripted_encounter_with_the_real_model(case_id: str, demo_installed: Pa
     assert turns[len(questions) + 2]["reply"] == f"{exam.name}: {exam.finding}"
     assert test.result in turns[len(questions) + 3]["reply"]
     assert doc["summary"]["status"] == "finished"
-    with open_db() as store:
+    with open_store() as store:
         attempt = store.attempt(doc["attempt"])
         assert attempt.status == "finished" and attempt.model == "SmolLM2-135M-Instruct.Q4_1"
         assert attempt.diagnosis == case.diagnosis.primary.name
@@ -195,7 +195,7 @@ def test_unknown_case_gives_suggestions(demo_installed: Path, tmp_path: Path) ->
         "no installed case 'malaria-uncomplicated'. Did you mean: malaria-uncomplicated-adult"
         in result.stderr
     )
-    with open_db() as store:
+    with open_store() as store:
         assert store.attempts() == []
 
 
@@ -215,7 +215,7 @@ def test_killed_mid_encounter_loses_nothing_and_resumes(demo_installed: Path, tm
     attempt_id = None
     while time.monotonic() < deadline:
         if db.exists():
-            with open_db(db) as store:
+            with open_store(db) as store:
                 attempts = store.attempts()
                 if attempts and len(store.turns(attempts[0].id)) == 4:
                     attempt_id = attempts[0].id
@@ -225,7 +225,7 @@ def test_killed_mid_encounter_loses_nothing_and_resumes(demo_installed: Path, tm
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    with open_db(db) as store:
+    with open_store(db) as store:
         assert [t.kind for t in store.turns(attempt_id)] == ["opening", "question", "examine", "order"]
         assert store.attempt(attempt_id).status == "in_progress"
         assert store.mark_interrupted_stale() == [attempt_id]
@@ -249,6 +249,6 @@ def test_killed_mid_encounter_loses_nothing_and_resumes(demo_installed: Path, tm
     doc = json.loads(result.stdout)
     assert doc["attempt"] == attempt_id and doc["summary"]["status"] == "finished"
     assert doc["summary"]["examined"] == ["vitals"] and doc["summary"]["ordered"] == ["malaria.rdt"]
-    with open_db(db) as store:
+    with open_store(db) as store:
         kinds = [t.kind for t in store.turns(attempt_id)]
         assert kinds == ["opening", "question", "examine", "order", "diagnose", "end"]

@@ -13,7 +13,7 @@ from edgetutor.cases.schema import Case
 from edgetutor.cli import make_cli
 from edgetutor.scoring.checklist import Transcript, diagnosis_matches, mentions, score, split_diagnosis
 from edgetutor.scoring.debrief import debrief, format_debrief, transcript_from_turns
-from edgetutor.store import open_db
+from edgetutor.service import open_store
 
 from .conftest import EXAMPLE_CASE, ROOT
 
@@ -183,7 +183,7 @@ def test_stored_attempt_replays_to_the_same_score(home: Path, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     case = load_case(EXAMPLE_CASE)
-    with open_db() as store:
+    with open_store() as store:
         turns = [
             {"kind": t.kind, "utterance": t.utterance, "matched": t.matched, "guard": t.guard}
             for t in store.turns(doc["attempt"])

@@ -19,13 +19,16 @@ from click.testing import CliRunner
 from sqlite_utils import Database
 
 from edgetutor.cli import make_cli
-from edgetutor.errors import KeyFileError, SyncError
+from edgetutor.errors import EdgeTutorError, KeyFileError, SyncError
 from edgetutor.packs.signing import key_id, load_public_key
-from edgetutor.store import Store, open_db
+from edgetutor.service import open_store
+from edgetutor.store import Store
 from edgetutor.store import migrations as mig
 from edgetutor.sync import bundle as bundle_mod
 from edgetutor.sync import client, protocol
+from edgetutor.sync import seal as seal_mod
 from edgetutor.sync.device import load_or_create
+from edgetutor.sync.seal import sealed_key
 
 from .conftest import tree_state
 from .sync_helpers import example_case, finish
@@ -37,7 +40,7 @@ PAYLOAD_KEYS = {
 
 @pytest.fixture
 def store(home: Path) -> Iterator[Store]:
-    with open_db() as s:
+    with open_store() as s:
         yield s
 
 
@@ -189,7 +192,7 @@ def test_a_failure_while_sealing_rolls_back_the_score_too(
     def broken(*args: Any, **kw: Any) -> dict[str, Any]:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(protocol, "seal_event", broken)
+    monkeypatch.setattr(seal_mod, "seal_event", broken)
     with pytest.raises(OSError):
         finish(store, "Kofi")
     kofi = store.attempts(trainee=store.trainee("Kofi"))[0]
@@ -226,7 +229,7 @@ def test_a_played_encounter_seals_the_case_title_and_competencies(
         make_cli(), ["run", "malaria-uncomplicated-adult", "--script", str(script), "--no-model", "--json"]
     )
     assert done.exit_code == 0, done.output
-    with open_db() as store:
+    with open_store() as store:
         (event,) = store.events()
         attempt = store.attempts()[0]
         case = example_case()
@@ -282,7 +285,7 @@ def test_upgrade_back_fills_earlier_results_oldest_first(home: Path, make_pack: 
             ("gone", "a-case-no-longer-installed", "2025-01-04T09:00:00.000+00:00"),
         ],
     )
-    with open_db(path) as store:
+    with open_store(path) as store:
         assert store.migrated == ("m007_result_events",)
         events = store.events()
         assert [e["payload"]["attempt_id"] for e in events] == ["early", "late", "gone"]
@@ -293,11 +296,11 @@ def test_upgrade_back_fills_earlier_results_oldest_first(home: Path, make_pack: 
             "specialty": None, "competencies": [],
         }  # fmt: skip
         assert store.pending_count() == 3
-        key = store.device_key()
+        key = sealed_key(store)
         assert all(protocol.check_event(e, key.public) is None for e in events)
         finish(store)
         assert store.last_seq() == 4 and store.events(after=3)[0]["prev"] == events[2]["hash"]
-    with open_db(path) as store:  # opening again seals nothing twice
+    with open_store(path) as store:  # opening again seals nothing twice
         assert store.last_seq() == 4
 
 
@@ -305,13 +308,13 @@ def test_upgrade_with_a_corrupt_key_opens_and_seals_later(home: Path) -> None:
     path = _old_database(home, [("a1", "malaria-uncomplicated-adult", "2025-01-03T09:00:00.000+00:00")])
     (home / "device").mkdir()
     (home / "device" / "device.key").write_text("not a key")
-    with open_db(path) as store:
+    with open_store(path) as store:
         assert store.events() == []
         with pytest.raises(KeyFileError, match="is corrupt"):
             store.seal_backlog()
         assert store.events() == [] and store.attempt("a1").status == "finished"
     (home / "device" / "device.key").unlink()
-    with open_db(path) as store:
+    with open_store(path) as store:
         assert store.seal_backlog() == 1 and store.pending_count() == 1
 
 
@@ -417,7 +420,7 @@ def test_export_writes_one_signed_bundle_and_marks_nothing_sent(store: Store, tm
     out = tmp_path / "usb"
     done = bundle_mod.export(store, out)
     assert done is not None and (done.events, done.first, done.last, done.enroll) == (2, 1, 2, True)
-    key = store.device_key()
+    key = sealed_key(store)
     assert [p.name for p in out.iterdir()] == [f"edgetutor-results-{key.device_id}-000001-000002.etres"]
     doc = json.loads(done.path.read_bytes())
     assert doc["kind"] == protocol.BUNDLE_KIND and doc["device_id"] == key.device_id
@@ -492,7 +495,7 @@ def test_export_to_a_file_instead_of_a_folder_is_refused(store: Store, tmp_path:
 
 
 def test_results_list_and_export_commands(home: Path, tmp_path: Path) -> None:
-    with open_db() as store:
+    with open_store() as store:
         empty = CliRunner().invoke(make_cli(), ["results", "list"])
         assert empty.exit_code == 0 and "0 pending, 0 sent; last sync: never; hub: none" in empty.output
         nothing = CliRunner().invoke(make_cli(), ["results", "export", "--out", str(tmp_path / "usb")])
@@ -527,3 +530,30 @@ def test_importing_sync_loads_no_ui_no_hub_and_creates_nothing(home: Path) -> No
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert not home.exists()
+
+
+def test_a_store_opened_without_a_sealer_keeps_the_score_and_seals_it_later(home: Path) -> None:
+    """Tools that open the database without the device key lose nothing: the score is kept, and
+    the result is signed, oldest first, once the database is opened the app's way."""
+    from edgetutor.store import open_db
+
+    with open_db() as bare:
+        case = example_case()
+        attempt = bare.start_attempt(bare.trainee("Ama"), "test-pack", 1, "d", case.id, case.version, None)
+        from edgetutor.scoring.checklist import Transcript, score
+
+        result = score(
+            case, Transcript([], [], [], "malaria", None, 1, 1.0), {"id": "p", "version": 1, "digest": "d"}
+        )
+        bare.finish_attempt(attempt.id, result.as_dict())
+        assert bare.score(attempt.id) is not None and bare.events() == []
+        with pytest.raises(EdgeTutorError) as err:
+            bare.seal_backlog()
+        assert str(err.value) == "results cannot be signed: the database was opened without a sealer"
+        assert bare.events() == [] and bare.pending_count() == 0
+        assert not (home / "device").exists()  # no key was made either
+    with open_store() as store:
+        assert store.seal_backlog() == 1
+        [event] = store.events(pending=True)
+        assert event["payload"]["attempt_id"] == attempt.id
+        assert protocol.check_event(event, sealed_key(store).public) is None

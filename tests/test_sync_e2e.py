@@ -24,7 +24,8 @@ from edgetutor.errors import SyncError
 from edgetutor.packs.build import build_pack
 from edgetutor.packs.install import PackStore
 from edgetutor.packs.signing import generate
-from edgetutor.store import Store, open_db
+from edgetutor.service import open_store
+from edgetutor.store import Store
 from edgetutor.sync import client
 
 from .conftest import write_source
@@ -42,7 +43,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 
 @pytest.fixture
 def store(home: Path) -> Iterator[Store]:
-    with open_db() as s:
+    with open_store() as s:
         yield s
 
 
@@ -88,7 +89,7 @@ def test_enroll_sync_and_resync_send_each_result_once(
     played = [json.loads(cli(*run, "--no-model", home=home).stdout)]
     played.append(json.loads(cli(*run, home=home, timeout=300).stdout))  # the real model, once
     assert played[1]["model"] == "SmolLM2-135M-Instruct.Q4_1"
-    with open_db() as store:
+    with open_store() as store:
         finish(store, "Kofi")
         token = hub.enroll("Kumasi")
         done = cli("sync", "--hub", hub.url, "--token", token, home=home)
@@ -394,13 +395,13 @@ def test_an_event_the_hub_rejects_is_named_and_nothing_after_it_marked_sent(hub:
 
 
 def test_a_hub_holding_a_different_history_is_a_fork_and_nothing_is_sent(hub: Hub, home: Path) -> None:
-    with open_db() as store:
+    with open_store() as store:
         finish(store)
         quick(store, hub.url, hub.enroll())
     # the database is lost; the key survives; a new database starts again at #1
     for suffix in ("", "-wal", "-shm"):
         (home / f"edgetutor.db{suffix}").unlink(missing_ok=True)
-    with open_db() as store:
+    with open_store() as store:
         finish(store, "Kofi")
         store.update_sync_state(hub_url=hub.url, enrolled=1)
         with pytest.raises(SyncError) as err:

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input, OptionList, Static
 from edgetutor.errors import ModelError
 from edgetutor.packs.install import PackStore
 from edgetutor.patient.llm import ScriptedBackend, TurnStats
-from edgetutor.store import open_db
+from edgetutor.service import open_store
 from edgetutor.tui.app import EdgeTutorApp, make_app
 from edgetutor.tui.debrief import DebriefScreen
 from edgetutor.tui.encounter import EncounterScreen, LogEntry, Panel
@@ -130,7 +130,7 @@ async def test_full_encounter_to_debrief_and_progress(demo: Path, encoder: Any) 
         assert isinstance(debrief, DebriefScreen)
         assert 0.0 < debrief.doc["score"] <= 1.0
         assert f"{debrief.doc['score']:.0%}" in str(debrief.query_one("#score", Static).content)
-        with open_db() as store:
+        with open_store() as store:
             assert store.attempt(attempt_id).status == "finished"
             assert store.score(attempt_id) is not None
 
@@ -152,7 +152,7 @@ async def test_full_encounter_to_debrief_and_progress(demo: Path, encoder: Any) 
 
 
 async def test_pick_existing_trainee(demo: Path, encoder: Any) -> None:
-    with open_db() as store:
+    with open_store() as store:
         store.trainee("Baraka")
         store.trainee("Chiku")
     app = make_app(backend=ScriptedBackend(), encoder=encoder)
@@ -170,7 +170,7 @@ async def test_empty_trainee_name_is_an_error(demo: Path, notes: list[tuple[str,
         await pilot.press("space", "enter")
         assert isinstance(app.screen, TraineeScreen)
         assert ("error", "trainee name must not be empty") in notes
-    with open_db() as store:
+    with open_store() as store:
         assert store.trainees() == []
 
 
@@ -434,6 +434,6 @@ async def test_notes_go_to_their_panel(demo: Path, encoder: Any) -> None:
         notes = screen.query_one("#notes", Panel)
         assert "spleen? ask about travel" in " ".join(str(w.render()) for w in notes.query(Static))
         assert screen.session is not None
-        with open_db() as store:
+        with open_store() as store:
             kinds = [t.kind for t in store.turns(screen.session.attempt.id)]
         assert kinds[-1] == "note"

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, OptionList, Static
 
 from edgetutor.patient.llm import LlamaBackend, ScriptedBackend
 from edgetutor.patient.models import embedded_model_path
-from edgetutor.store import open_db
+from edgetutor.service import open_store
 from edgetutor.tui.debrief import DebriefScreen
 from edgetutor.tui.dialogs import NO_MODEL, ModelScreen, ResumeScreen
 from edgetutor.tui.encounter import EncounterScreen, Panel
@@ -77,7 +77,7 @@ async def test_leave_then_resume_the_same_attempt(demo: Path, encoder: Any) -> N
         await settle(app, pilot)
         assert isinstance(app.screen, LibraryScreen)
         assert status_cell(app.screen) in ("passed", "tried")
-    with open_db() as store:
+    with open_store() as store:
         attempts = store.attempts(case_id=CASE)
         assert [a.id for a in attempts] == [attempt_id]  # one attempt, resumed, not two
         assert attempts[0].status == "finished"
@@ -111,7 +111,7 @@ async def test_start_a_new_attempt_instead_of_resuming(demo: Path, encoder: Any)
         assert status_cell(app.screen) == "tried"
         await choose_in_library(app, pilot)
         assert isinstance(app.screen, EncounterScreen)
-    with open_db() as store:
+    with open_store() as store:
         assert store.attempt(old).status in ("in_progress", "interrupted")  # kept, never deleted
 
 
@@ -125,7 +125,7 @@ async def test_escape_from_the_resume_question_stays_in_the_library(demo: Path, 
         await pilot.press("escape")
         await settle(app, pilot)
         assert isinstance(app.screen, LibraryScreen)
-    with open_db() as store:
+    with open_store() as store:
         assert len(store.attempts(case_id=CASE)) == 1  # no attempt was started
 
 

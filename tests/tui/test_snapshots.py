@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 from edgetutor.patient.llm import ScriptedBackend
-from edgetutor.store import open_db
+from edgetutor.service import open_store
 from edgetutor.tui import encounter as encounter_module
 from edgetutor.tui.app import EdgeTutorApp, make_app
 from edgetutor.tui.debrief import DebriefScreen
@@ -109,7 +109,7 @@ async def to_encounter(pilot: Pilot[Any]) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_trainee_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     """The first screen with two trainees on the device: the list, then the new-name box."""
-    with open_db() as store:
+    with open_store() as store:
         store.trainee("Baraka")
         store.trainee("Chiku")
 

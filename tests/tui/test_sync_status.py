@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from edgetutor.patient.llm import ScriptedBackend
-from edgetutor.store import open_db
+from edgetutor.service import open_store
 from edgetutor.sync.client import status, sync
 from edgetutor.tui.app import make_app, sync_label
 from edgetutor.tui.debrief import DebriefScreen
@@ -56,7 +56,7 @@ async def test_finished_attempt_reaches_the_hub_in_the_background(
     hub = Hub(tmp_path / "hub.db")
     try:
         # The coordinator's token, used once from the command line (as a trainee would).
-        with open_db() as store:
+        with open_store() as store:
             sync(store, hub.url, issue_token(hub.db), tries=1, pull=False)
         app = make_app(backend=ScriptedBackend(), encoder=encoder)
         async with app.run_test(size=SIZE) as pilot:
@@ -67,7 +67,7 @@ async def test_finished_attempt_reaches_the_hub_in_the_background(
             assert isinstance(app.screen, DebriefScreen)
             await settle(app, pilot)  # the sync worker started by the finished attempt
             assert "sync: all sent, last " in app.status
-        with open_db() as store:
+        with open_store() as store:
             assert status(store).pending == 0
         assert len(hub_events(hub.db)) == 1
     finally:
@@ -77,7 +77,7 @@ async def test_finished_attempt_reaches_the_hub_in_the_background(
 @pytest.mark.asyncio
 async def test_hub_down_keeps_the_result_and_says_offline(demo: Path, encoder: Any, tmp_path: Path) -> None:
     hub = Hub(tmp_path / "hub.db")
-    with open_db() as store:
+    with open_store() as store:
         sync(store, hub.url, issue_token(hub.db), tries=1, pull=False)
     hub.stop()  # the clinic's Wi-Fi is gone
     app = make_app(backend=ScriptedBackend(), encoder=encoder)
@@ -86,6 +86,6 @@ async def test_hub_down_keeps_the_result_and_says_offline(demo: Path, encoder: A
         await submit(app, pilot, "end")
         await settle(app, pilot)
         assert "sync: offline, 1 to send" in app.status
-    with open_db() as store:
+    with open_store() as store:
         assert status(store).pending == 1  # kept for the next sync
     assert hub_events(hub.db) == []
