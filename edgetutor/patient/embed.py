@@ -31,7 +31,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,21 @@ _FFN_ROWS = 64  # tokens per chunk of the feed-forward block
 _MAX_PADDING = 64
 
 F32 = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """What retrieval, topics and the guard need from a sentence encoder (`Encoder` here; a test
+    may pass another): unit-length rows, a width, and a fingerprint that keys caches of vectors."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def encode(self, texts: Sequence[str] | Iterable[str], batch_size: int = 32) -> F32: ...
+
+
 I64 = npt.NDArray[np.int64]
 
 

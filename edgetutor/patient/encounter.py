@@ -30,8 +30,10 @@ from ..cases.schema import Case, Disclosure, Fact, Finding, Investigation
 from ..errors import EdgeTutorError
 from ..language.lexicon import edit_distance, normalise
 from .acts import HISTORY, IDENTITY, classify, expand_texting, reply_for
+from .embed import Embedder
 from .guard import Guard
 from .history import History
+from .llm import Backend
 from .prompt import messages
 from .speak import speak_checked, tidy
 
@@ -167,7 +169,7 @@ class Lookup:
 class Encounter:
     """The state of one encounter with one case. Not thread-safe: one action at a time."""
 
-    def __init__(self, case: Case, backend: Any | None = None, encoder: Any | None = None) -> None:
+    def __init__(self, case: Case, backend: Backend | None = None, encoder: Embedder | None = None) -> None:
         self.case = case
         self.backend = backend
         self.history = History(case, encoder)

@@ -43,6 +43,7 @@ from ..language.lexicon import (
     stem,
     tokens,
 )
+from .embed import Embedder
 from .sentences import answer_units, split_clauses, split_sentences
 
 # Things a patient never says; matched on normalised text.
@@ -202,7 +203,7 @@ class Verdict:
 class Guard:
     """The checks for one case (built once per encounter). Not thread-safe (caches)."""
 
-    def __init__(self, case: Case, encoder: Any | None = None) -> None:
+    def __init__(self, case: Case, encoder: Embedder | None = None) -> None:
         self.case = case
         self.encoder = encoder
         names = [case.diagnosis.primary.name, *case.diagnosis.primary.synonyms]
@@ -220,7 +221,7 @@ class Guard:
         self._memo: dict[tuple[Any, ...], tuple[list[str], dict[str, Any]]] = {}
         self._allowed_memo: dict[tuple[str, ...], tuple[set[str], set[str], set[float]]] = {}
 
-    def use_encoder(self, encoder: Any | None, known: dict[str, Any] | None = None) -> None:
+    def use_encoder(self, encoder: Embedder | None, known: dict[str, Any] | None = None) -> None:
         """Compare by meaning with `encoder` (None: by shared words). Keeps caches if unchanged.
 
         `known`: embeddings already computed with this encoder (text -> unit vector), such as

@@ -26,7 +26,7 @@ from .retrieval import FactIndex
 from .topics import topic_index
 
 if TYPE_CHECKING:
-    from .embed import Encoder
+    from .embed import Embedder
 
 # Hybrid scores (cosine + lexical share), calibrated on evals/conversation (bench_conversation.py).
 TOPIC_MIN = 0.62  # below it, no topic was asked
@@ -81,7 +81,7 @@ class HistoryAnswer:
 class History:
     """The history-taking index of one case: its facts and the shared topic index."""
 
-    def __init__(self, case: Case, encoder: Encoder | None = None) -> None:
+    def __init__(self, case: Case, encoder: Embedder | None = None) -> None:
         self.case = case
         self.encoder = encoder
         self.facts = FactIndex(case, encoder)

@@ -36,7 +36,7 @@ from .sentences import answer_units
 if TYPE_CHECKING:
     import numpy as np
 
-    from .embed import Encoder
+    from .embed import Embedder
 
 KEYWORD, QUESTION, ANSWER = 3.0, 2.0, 1.0
 # Calibrated on evals/retrieval (see benchmarks/bench_retrieval.py): below it, no fact is given.
@@ -211,7 +211,7 @@ class LexicalIndex:
 class SemanticIndex:
     """Sentence embeddings of every doc's texts; a question's best cosine per doc."""
 
-    def __init__(self, docs: list[Doc], encoder: Encoder, vectors: np.ndarray | None = None) -> None:
+    def __init__(self, docs: list[Doc], encoder: Embedder, vectors: np.ndarray | None = None) -> None:
         import numpy as np
 
         texts, owner, asks = semantic_texts(docs)
@@ -255,7 +255,7 @@ def fact_doc(fact: Fact) -> Doc:
 class FactIndex:
     """The retrieval index of one case. Build once per encounter (a few ms)."""
 
-    def __init__(self, case: Case, encoder: Encoder | None = None) -> None:
+    def __init__(self, case: Case, encoder: Embedder | None = None) -> None:
         self.case = case
         self.encoder = encoder
         docs = [fact_doc(f) for f in case.facts]

@@ -24,6 +24,7 @@ from typing import Any
 from ..cases.schema import Fact
 from ..language.lexicon import tokens
 from .guard import Guard, repeated_ngram
+from .llm import Backend
 from .sentences import SentenceStream, split_sentences
 
 # Strings that mean the model has left the patient's turn: it starts a new line, speaks for the
@@ -49,7 +50,7 @@ def tidy(text: str, first: bool = True) -> str:
 
 
 def speak_checked(
-    backend: Any,
+    backend: Backend,
     messages: list[dict[str, str]],
     guard: Guard,
     facts: list[Fact],

@@ -22,7 +22,7 @@ from .retrieval import LEXICAL_HALF, LEXICAL_WEIGHT, Doc, LexicalIndex, Semantic
 if TYPE_CHECKING:
     import numpy as np
 
-    from .embed import Encoder
+    from .embed import Embedder
 
 
 def topic_docs(tax: Taxonomy) -> list[Doc]:
@@ -44,7 +44,7 @@ _VECTORS: dict[str, np.ndarray] = {}
 SHIPPED = "history_topics.npy"  # next to history_topics.yaml: written by scripts/embed_topics.py
 
 
-def vector_key(tax: Taxonomy, encoder: Encoder) -> str:
+def vector_key(tax: Taxonomy, encoder: Embedder) -> str:
     """What a set of topic vectors was computed from: the taxonomy, the encoder, the texts."""
     texts, _, _ = semantic_texts(topic_docs(tax))
     return hashlib.sha256(f"{tax.digest}:{encoder.fingerprint}:{len(texts)}".encode()).hexdigest()[:20]
@@ -69,7 +69,7 @@ def _shipped(key: str, rows: int, dim: int) -> np.ndarray | None:
     return vecs if np.isfinite(vecs).all() else None
 
 
-def write_shipped(tax: Taxonomy, encoder: Encoder, path: Path) -> Path:
+def write_shipped(tax: Taxonomy, encoder: Embedder, path: Path) -> Path:
     """Compute the topic vectors and write them for shipping (float16, the key in row 0)."""
     import numpy as np
 
@@ -81,7 +81,7 @@ def write_shipped(tax: Taxonomy, encoder: Encoder, path: Path) -> Path:
     return path
 
 
-def topic_vectors(tax: Taxonomy, encoder: Encoder) -> np.ndarray:
+def topic_vectors(tax: Taxonomy, encoder: Embedder) -> np.ndarray:
     """The embeddings of every topic text, computed once per taxonomy and encoder, then read
     from a cache file (float16, a few MB). A missing or damaged cache file is rebuilt."""
     import numpy as np
@@ -129,7 +129,7 @@ class TopicIndex:
     millisecond (one matrix-vector product and the term lookups).
     """
 
-    def __init__(self, tax: Taxonomy, encoder: Encoder | None = None) -> None:
+    def __init__(self, tax: Taxonomy, encoder: Embedder | None = None) -> None:
         self.tax = tax
         self.encoder = encoder
         docs = topic_docs(tax)
@@ -166,7 +166,7 @@ class TopicIndex:
 _INDEXES: dict[str, TopicIndex] = {}
 
 
-def topic_index(encoder: Encoder | None) -> TopicIndex:
+def topic_index(encoder: Embedder | None) -> TopicIndex:
     """The shared topic index for this encoder (or none), built on first use."""
     tax = taxonomy()
     key = f"{tax.digest}:{encoder.fingerprint if encoder is not None else 'lexical'}"

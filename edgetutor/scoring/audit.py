@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cases.schema import Case
+from ..patient.embed import Embedder
 from ..patient.encounter import Encounter
 from .checklist import score
 from .debrief import transcript_from_turns
@@ -141,7 +142,7 @@ def default_script(case: Case, questions: list[str] | None = None) -> list[str]:
     return [*lines, "end"]
 
 
-def _play(case: Case, lines: list[str], encoder: Any) -> tuple[list[list[str]], dict[str, Any]]:
+def _play(case: Case, lines: list[str], encoder: Embedder | None) -> tuple[list[list[str]], dict[str, Any]]:
     enc = Encounter(case, None, encoder)
     matched = []
     for line in lines:
@@ -153,7 +154,9 @@ def _play(case: Case, lines: list[str], encoder: Any) -> tuple[list[list[str]], 
     return matched, result.as_dict()
 
 
-def audit_case(case: Case, questions: list[str] | None = None, encoder: Any = None) -> dict[str, Any]:
+def audit_case(
+    case: Case, questions: list[str] | None = None, encoder: Embedder | None = None
+) -> dict[str, Any]:
     """Replay the script on the case and on each counterfactual; list every difference."""
     lines = default_script(case, questions)
     base_matched, base_score = _play(case, lines, encoder)

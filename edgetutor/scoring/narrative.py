@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import EdgeTutorError
 from ..language.lexicon import content_terms, numbers_in, stem, tokens
 from ..patient.guard import BREAK_CHARACTER, CLINICAL
+from ..patient.llm import Backend
 
 MAX_TOKENS = 120
 MAX_SENTENCES = 3
@@ -82,7 +83,7 @@ def check(text: str, source: str) -> list[str]:
     return reasons
 
 
-def narrate(backend: Any, doc: Mapping[str, Any]) -> dict[str, Any]:
+def narrate(backend: Backend, doc: Mapping[str, Any]) -> dict[str, Any]:
     """{'text': paragraph or None, 'draft': model text, 'reasons': why it was dropped}."""
     try:
         draft = "".join(backend.stream(messages(doc), max_tokens=MAX_TOKENS, temperature=0.0)).strip()

@@ -53,10 +53,10 @@ from ..fsutil import atomic_write_bytes
 from ..language.lexicon import normalise
 from ..packs.install import PackStore
 from ..packs.signing import key_id, parse_public_key, sign, verify
-from ..patient.embed import load_encoder
+from ..patient.embed import Embedder, load_encoder
 from ..patient.encounter import Encounter
 from ..patient.fidelity_check import case_violations
-from ..patient.llm import LlamaBackend
+from ..patient.llm import Backend, LlamaBackend
 from ..patient.prompt import messages
 from ..patient.retrieval import FactIndex
 from ..sync.device import key_path, load_or_create
@@ -128,8 +128,8 @@ def _similarity(a: str, b: str) -> float:
 
 
 def evaluate(
-    backend: Any,
-    encoder: Any | None,
+    backend: Backend,
+    encoder: Embedder | None,
     items: Iterable[Item],
     cases: dict[str, Case],
     progress: Callable[[int, int], None] | None = None,
@@ -219,7 +219,7 @@ def _norm(text: str) -> str:
 
 
 # -- speed ------------------------------------------------------------------------------------
-def speed_run(backend: Any, encoder: Any | None, max_tokens: int = 48) -> dict[str, Any]:
+def speed_run(backend: Backend, encoder: Embedder | None, max_tokens: int = 48) -> dict[str, Any]:
     """Time to the first token and tokens/s on the standard encounter (bench/standard_case.yaml),
     asking the model directly (the guard would stop some replies early and skew tokens/s)."""
     case = load_standard_case()

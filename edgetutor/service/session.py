@@ -17,9 +17,9 @@ from ..cases.loader import load_case
 from ..cases.schema import Case
 from ..errors import EdgeTutorError, ModelError
 from ..packs.install import CaseEntry, PackStore
-from ..patient.embed import load_encoder
+from ..patient.embed import Embedder, load_encoder
 from ..patient.encounter import Encounter, Reply
-from ..patient.llm import LlamaBackend
+from ..patient.llm import Backend, LlamaBackend
 from ..patient.models import select
 from ..scoring.checklist import score as score_case
 from ..scoring.debrief import debrief, transcript_from_turns
@@ -88,11 +88,11 @@ class Session:
         case_id: str,
         *,
         trainee: str = "trainee",
-        backend: Any | None = None,
+        backend: Backend | None = None,
         model: ModelChoice | None = None,
         resume: str | None = None,
         store: Store | None = None,
-        encoder: Any | None = None,
+        encoder: Embedder | None = None,
     ) -> Session:
         """Open (or resume) an attempt on an installed case. Raises EdgeTutorError/CasePackError."""
         entry = PackStore().case(case_id)

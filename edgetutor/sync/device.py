@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from .. import paths
 from ..errors import KeyFileError
 from ..fsutil import atomic_write_bytes, fsync_dir
-from ..packs.signing import key_id, public_pem
+from ..packs.signing import key_id, load_private_key, public_pem
 
 KEY_NAME = "device.key"
 PUB_NAME = "device.pub"
@@ -54,18 +54,7 @@ def key_path(folder: Path | None = None) -> Path:
 
 
 def _read(path: Path) -> Ed25519PrivateKey:
-    fix = f"it was left as it is: restore {path.name} from a backup"
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise KeyFileError(f"cannot read device key {path}: {err.strerror or err}") from err
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as err:
-        raise KeyFileError(f"device key {path} is corrupt (not a PEM private key); {fix}") from err
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"device key {path} is not an Ed25519 key; {fix}")
-    return key
+    return load_private_key(path, "device key", f"it was left as it is: restore {path.name} from a backup")
 
 
 def _create(path: Path) -> None:

@@ -22,6 +22,8 @@ from textual.reactive import reactive
 from textual.worker import Worker, WorkerState
 
 from ..errors import EdgeTutorError
+from ..patient.embed import Embedder
+from ..patient.llm import Backend
 from ..service.session import ModelChoice
 from ..store.db import Store, Trainee
 from .base import report
@@ -67,8 +69,8 @@ class EdgeTutorApp(App[None]):
         self,
         *,
         store: Store | None = None,
-        backend: Any | None = None,
-        encoder: Any | None = None,
+        backend: Backend | None = None,
+        encoder: Embedder | None = None,
         model: str | None = None,
         no_model: bool = False,
     ) -> None:
@@ -298,8 +300,8 @@ class EdgeTutorApp(App[None]):
 def make_app(
     *,
     store: Store | None = None,
-    backend: Any | None = None,
-    encoder: Any | None = None,
+    backend: Backend | None = None,
+    encoder: Embedder | None = None,
     model: str | None = None,
     no_model: bool = False,
 ) -> EdgeTutorApp:

@@ -75,7 +75,10 @@ class DebriefScreen(EdgeScreen):
     def write_note(self) -> None:
         from ..scoring.narrative import narrate
 
-        story = narrate(self.edge.backend, self.doc)
+        backend = self.edge.backend
+        if backend is None:  # offered only with a model (action_tutor_note)
+            return
+        story = narrate(backend, self.doc)
         self.app.call_from_thread(self._show_note, story)
 
     def _show_note(self, story: dict[str, Any]) -> None:
