@@ -50,6 +50,7 @@ def test_bench_guard_reports_time_per_turn() -> None:
     assert result["accepted"] < result["turns"]  # the invented sentences are rejected
 
 
+@pytest.mark.slow
 def test_bench_fidelity_reports_per_model() -> None:
     result = _load("bench_fidelity").main(["--model", "embedded", "--case", "snakebite-adult", "--json"])
     report = result["SmolLM2-135M-Instruct.Q4_1"]

@@ -270,6 +270,7 @@ def test_jargon_in_the_plan_explanation_is_not_plain(malaria: Case, encoder) -> 
     assert not plain.done
 
 
+@pytest.mark.slow
 def test_topic_embeddings_are_computed_once_and_cached(encoder, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from edgetutor.patient import topics
 
@@ -315,6 +316,7 @@ def _bench():  # type: ignore[no-untyped-def]
     return module
 
 
+@pytest.mark.slow
 def test_conversation_set_accuracy_and_no_credit_from_filler(encoder) -> None:  # type: ignore[no-untyped-def]
     result = _bench().evaluate("conversation", encoder)
     assert result["utterances"] >= 13 * 40

@@ -113,6 +113,7 @@ def test_bad_model_files_get_one_line_reasons(tmp_path: Path, monkeypatch: pytes
         assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # the note and the error
 
 
+@pytest.mark.slow
 def test_real_model_replies_are_checked_and_counted() -> None:
     """The embedded model on part of the suite: some replies are the model's own, none violates."""
     assert EMBEDDED is not None

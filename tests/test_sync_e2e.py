@@ -206,6 +206,7 @@ def test_sync_killed_mid_way_loses_nothing_and_duplicates_nothing(hub: Hub, stor
     assert_once_on_hub(hub, store)
 
 
+@pytest.mark.slow
 def test_the_hub_restarted_mid_batch(hub: Hub, store: Store) -> None:
     quick(store, hub.url, hub.enroll())
     for i in range(20):
@@ -290,6 +291,7 @@ def test_a_revoked_device_is_refused_and_keeps_its_results(hub: Hub, store: Stor
 # -- USB bundles ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_usb_bundle_imported_twice_and_after_a_network_sync(
     hub: Hub, store: Store, home: Path, tmp_path: Path
 ) -> None:

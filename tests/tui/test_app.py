@@ -68,6 +68,7 @@ async def open_case(app: EdgeTutorApp, pilot: Pilot[Any], case_id: str = CASE) -
     return app.screen
 
 
+@pytest.mark.slow
 async def test_full_encounter_to_debrief_and_progress(demo: Path, encoder: Any) -> None:
     backend = ScriptedBackend(["I have had a fever for three days, mostly in the evening."])
     app = make_app(backend=backend, encoder=encoder)

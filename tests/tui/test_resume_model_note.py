@@ -35,6 +35,7 @@ async def choose_in_library(app: Any, pilot: Any, case_id: str = CASE) -> None:
     await settle(app, pilot)
 
 
+@pytest.mark.slow
 async def test_leave_then_resume_the_same_attempt(demo: Path, encoder: Any) -> None:
     backend = ScriptedBackend(["I have had a fever for three days, mostly in the evening."])
     app = make_app_with(backend, encoder)
@@ -85,6 +86,7 @@ async def test_leave_then_resume_the_same_attempt(demo: Path, encoder: Any) -> N
         assert kinds == ["opening", "question", "examine", "note", "diagnose", "plan", "end"]
 
 
+@pytest.mark.slow
 async def test_start_a_new_attempt_instead_of_resuming(demo: Path, encoder: Any) -> None:
     app = make_app_with(ScriptedBackend(), encoder)
     async with app.run_test(size=SIZE) as pilot:
