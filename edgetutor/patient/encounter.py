@@ -34,7 +34,7 @@ from .embed import Embedder
 from .guard import Guard
 from .history import History
 from .llm import Backend
-from .prompt import messages
+from .prompt import messages, prefix_key, prefix_variants
 from .speak import speak_checked, tidy
 
 MAX_TOKENS = 64
@@ -172,6 +172,10 @@ class Encounter:
     def __init__(self, case: Case, backend: Backend | None = None, encoder: Embedder | None = None) -> None:
         self.case = case
         self.backend = backend
+        # The case's stable prompt prefix is made ready while the trainee reads the opening.
+        prefill = getattr(backend, "prefill", None)
+        if callable(prefill) and case.facts:
+            prefill(prefix_key(case), prefix_variants(case))
         self.history = History(case, encoder)
         self.index = self.history.facts
         self.told: set[str] = set()  # facts the patient has said (asked or volunteered)

@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..errors import ModelError
 from ..portable import usable_cpus
+from . import prefix
 from .gguf import GGUFInfo, read_info
 from .models import ModelEntry, discover, pick
 
@@ -55,6 +57,16 @@ class TurnStats:
         """Generation speed after the first token (0.0 when it cannot be measured)."""
         span = self.total_s - self.ttft_s
         return (self.generated_tokens - 1) / span if self.generated_tokens > 1 and span > 0 else 0.0
+
+
+@dataclass
+class PrefixReport:
+    """How a case's stable prompt prefix was made ready (see `LlamaBackend.prepare_prefix`)."""
+
+    source: str  # "loaded" (state file), "evaluated" (and saved), "ready" (already in memory), "none"
+    tokens: int = 0
+    seconds: float = 0.0
+    saved: bool = False
 
 
 class Backend(Protocol):
@@ -222,6 +234,9 @@ class LlamaBackend:
         self.n_threads = n_threads or default_threads()
         self.last = TurnStats()
         self.load_s = 0.0
+        self.prefix_report: PrefixReport | None = None
+        self._prefill_thread: threading.Thread | None = None
+        self._prefill_error: BaseException | None = None
 
         start = time.perf_counter()
         with _quiet_stderr() as chatter, _llama_errors() as logged:
@@ -265,13 +280,93 @@ class LlamaBackend:
 
     def close(self) -> None:
         """Free the model and its context (the backend cannot be used afterwards)."""
+        self.wait_prefill()
         llm = getattr(self, "_llm", None)
         if llm is not None:
             llm.close()
 
     def reset(self) -> None:
         """Forget the cached conversation: the next turn evaluates its whole prompt."""
+        self.wait_prefill()
         self._llm.reset()
+
+    # -- the case's stable prefix -----------------------------------------------------------------
+
+    def prefill(self, case_key: str, variants: list[list[Message]]) -> None:
+        """Make the case's stable prompt prefix ready in a background thread (from its saved state,
+        or by evaluating it and saving that state), while the trainee reads the opening; the first
+        turn waits for it to finish. Its outcome is in `prefix_report` afterwards."""
+        self.wait_prefill()
+        self.prefix_report = None
+        thread = threading.Thread(
+            target=self._prefill_in_background, args=(case_key, variants), name="prefill", daemon=True
+        )
+        self._prefill_thread = thread
+        thread.start()
+
+    def wait_prefill(self) -> None:
+        """Block until a background prefill (if any) has finished."""
+        thread = self._prefill_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            self._prefill_thread = None
+
+    def _prefill_in_background(self, case_key: str, variants: list[list[Message]]) -> None:
+        try:
+            self.prefix_report = self.prepare_prefix(case_key, variants)
+        except Exception as err:  # the turn then evaluates its whole prompt, as without a cache
+            self._prefill_error = err
+            self.prefix_report = PrefixReport("none")
+
+    def prepare_prefix(self, case_key: str, variants: list[list[Message]]) -> PrefixReport:
+        """Put the tokens every variant starts with into llama.cpp's KV cache: from the state file
+        saved for exactly this model, prompt layout, case and tokens if there is a sound one, else
+        by evaluating them (then saving the state for next time). Raises ModelError if the chat
+        template rejects the variants."""
+        start = time.perf_counter()
+        tokens = prefix.common_prefix([self.tokenize(v) for v in variants])
+        llm = self._llm
+        n = len(tokens)
+        if n < 2:
+            return PrefixReport("none")
+        if llm.n_tokens >= n and llm.input_ids[:n].tolist() == tokens:
+            return PrefixReport("ready", n, time.perf_counter() - start)
+        key = prefix.state_key(prefix.model_sha256(self.path), case_key, tokens)
+        saved = prefix.load(case_key, key, tokens)
+        if saved is not None and self._restore(saved):
+            return PrefixReport("loaded", n, time.perf_counter() - start)
+        llm.reset()
+        llm.eval(tokens)
+        written = prefix.save(case_key, key, tokens, self._snapshot())
+        return PrefixReport("evaluated", n, time.perf_counter() - start, saved=written is not None)
+
+    def _snapshot(self) -> bytes:
+        import ctypes
+
+        from llama_cpp import llama_cpp as capi
+
+        ctx = self._llm._ctx.ctx
+        size = capi.llama_state_get_size(ctx)
+        buf = (ctypes.c_uint8 * size)()
+        n = capi.llama_state_get_data(ctx, buf, size)
+        return ctypes.string_at(buf, n)
+
+    def _restore(self, saved: prefix.PrefixState) -> bool:
+        """Load a saved state into the context; False (and an empty cache) if llama.cpp refuses it."""
+        import ctypes
+
+        from llama_cpp import llama_cpp as capi
+
+        llm = self._llm
+        llm.reset()
+        buf = (ctypes.c_uint8 * len(saved.state)).from_buffer_copy(saved.state)
+        if capi.llama_state_set_data(llm._ctx.ctx, buf, len(saved.state)) != len(saved.state):
+            llm.reset()
+            return False
+        n = len(saved.tokens)
+        llm.input_ids[:n] = saved.tokens
+        llm.n_tokens = n
+        return True
 
     def format(self, messages: list[Message]) -> str:
         """The prompt text for `messages`, rendered with the model's chat template.
@@ -345,6 +440,7 @@ class LlamaBackend:
         prompt plus `max_tokens` does not fit in `n_ctx` (the caller trims the history);
         raises ModelError during iteration if llama.cpp fails.
         """
+        self.wait_prefill()
         tokens = self.tokenize(messages)
         if len(tokens) + max_tokens > self.n_ctx:
             raise ModelError(

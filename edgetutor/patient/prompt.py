@@ -62,3 +62,15 @@ def messages(case: Case, question: str, facts: list[Fact]) -> list[dict[str, str
         {"role": "assistant", "content": example.answer},
         {"role": "user", "content": user_message(question, facts)},
     ]
+
+
+def prefix_key(case: Case) -> str:
+    """Names the case's stable prompt prefix in the prefix-state cache (patient/prefix.py)."""
+    return f"{case.id}-v{case.version}"
+
+
+def prefix_variants(case: Case) -> list[list[dict[str, str]]]:
+    """Two turns that differ only in their last message: the tokens they share are the stable
+    prefix every turn of this case starts with (whatever the chat template adds around it)."""
+    first, last = case.facts[0], case.facts[-1]
+    return [messages(case, "Where does it hurt?", [first]), messages(case, "When did it begin?", [last])]
