@@ -194,11 +194,18 @@ def pack_verify(file: Path) -> None:
 
 @pack.command("install")
 @click.argument("path", type=click.Path(path_type=Path))
-def pack_install(path: Path) -> None:
+@click.option(
+    "--warm",
+    is_flag=True,
+    help="Also prepare each case's opening for the model in use, so first questions answer fast.",
+)
+@click.option("--model", "model", default=None, help="With --warm: the model to prepare for.")
+def pack_install(path: Path, warm: bool, model: str | None) -> None:
     """Install a pack file, or every pack in a folder (e.g. a USB stick)."""
     from .packs.install import install_path
 
     failed = 0
+    installed: list[str] = []
     for result in install_path(path):
         if isinstance(result, EdgeTutorError):
             failed += 1
@@ -210,8 +217,31 @@ def pack_install(path: Path) -> None:
         )
         for warning in result.warnings:
             click.echo(f"WARNING: {one_line(warning)}", err=True)
+        installed.append(result.pack_id)
+    for pack_id in installed if warm else []:
+        _warm(pack_id, model)
     if failed:
         sys.exit(1)
+
+
+def _warm(pack_id: str, model: str | None) -> None:
+    """Prepare the pack's cases for the model, with a progress bar (a failure is a warning)."""
+    from .service.warm import warm_pack
+
+    with click.progressbar(length=1, label=f"Preparing {pack_id}", show_pos=True) as bar:
+
+        def progress(done: int, total: int, _title: str) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        report = warm_pack(pack_id, model, progress)
+    if report.skipped:
+        click.echo(f"Not prepared: {one_line(report.skipped, 300)}", err=True)
+        return
+    n = len(report.warmed)
+    click.echo(f"Prepared {n} case{'s' if n != 1 else ''} of {pack_id} for {report.model}")
+    for problem in report.failed:
+        click.echo(f"WARNING: not prepared: {one_line(problem, 300)}", err=True)
 
 
 @pack.command("list")

@@ -27,6 +27,16 @@ def peak_rss_bytes() -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def current_rss_bytes() -> int | None:
+    """This process's resident set size now, in bytes (Linux /proc; elsewhere the peak so far,
+    which is what the other systems report cheaply)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return peak_rss_bytes()
+
+
 def _windows_peak_working_set() -> int | None:
     if sys.platform != "win32":  # keeps type checkers on other systems out of the Windows API
         return None

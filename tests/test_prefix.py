@@ -16,6 +16,16 @@ from edgetutor.patient.models import embedded_model_path
 from edgetutor.patient.prompt import messages, prefix_key, prefix_variants
 
 KEY = "some-case-v1"
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This module's state files in a cache of their own (the session's is shared)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EDGETUTOR_CACHE", str(cache))
+    return cache
+
+
 TOKENS = [1, 5, 9, 200, 3]
 
 
@@ -140,3 +150,47 @@ def test_the_first_turn_evaluates_only_its_own_tokens_once_the_state_is_saved(
     assert _turn(nospace, case)[0] == reference
     nospace.close()
     assert list(prefix.prefix_dir().glob("*.state")) == []
+
+
+DEMO_PACK = Path(__file__).resolve().parents[1] / "casepacks" / "edgetutor-demo.etpack"
+
+
+@pytest.mark.slow
+def test_pack_install_warm_prepares_every_case_and_a_session_then_loads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from edgetutor.cli import make_cli
+    from edgetutor.service.session import Session, load_model
+
+    monkeypatch.setenv("EDGETUTOR_UNQUALIFIED", "1")
+    result = CliRunner().invoke(make_cli(), ["pack", "install", "--warm", str(DEMO_PACK)])
+    assert result.exit_code == 0, result.output
+    assert "Prepared 13 cases of edgetutor-demo for SmolLM2-135M-Instruct.Q4_1" in result.output
+    assert len(list(prefix.prefix_dir().glob("*.state"))) == 13
+
+    backend, choice = load_model(None)
+    assert isinstance(backend, LlamaBackend), choice.error
+    session = Session.start("malaria-uncomplicated-adult", backend=backend, model=choice)
+    session.encounter.wait_ready()
+    assert backend.prefix_report is not None and backend.prefix_report.source == "loaded"
+    session.act("What brings you here today?")
+    assert backend.last.evaluated_tokens <= backend.last.prompt_tokens - backend.prefix_report.tokens + 8
+    session.store.close()
+    backend.close()
+
+
+def test_pack_install_warm_without_a_model_that_may_speak_installs_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from edgetutor.cli import make_cli
+
+    monkeypatch.delenv("EDGETUTOR_UNQUALIFIED", raising=False)  # a fresh device: not qualified yet
+    result = CliRunner().invoke(make_cli(), ["pack", "install", "--warm", str(DEMO_PACK)])
+    assert result.exit_code == 0, result.output
+    assert "Installed: edgetutor-demo v1, 13 case(s)" in result.output
+    assert "Not prepared: authored-answers mode: SmolLM2-135M-Instruct.Q4_1 is not qualified" in result.output
+    assert not prefix.prefix_dir().exists()  # nothing half-prepared

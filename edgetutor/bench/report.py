@@ -71,6 +71,13 @@ class Turn(_Strict):
         description="prompt tokens llama.cpp evaluated (the rest came from its cache)"
     )
     generated_tokens: int
+    weights_read_mb: float | None = Field(
+        default=None,
+        description=(
+            "model weights streamed from memory this turn, estimated: the file size once per batch "
+            "of evaluated prompt tokens and once per generated token (what bounds a Pi)"
+        ),
+    )
     source: str | None = Field(
         default=None, description="model or authored (guard rejected the draft); ours only"
     )
@@ -90,8 +97,29 @@ class Side(_Strict):
     turns: list[Turn]
 
 
+class Memory(_Strict):
+    """Where our peak resident memory goes (MB), read from the process's RSS between steps."""
+
+    app_mb: float = Field(description="Python, numpy and EdgeTutor's code before any model")
+    model_mb: float = Field(description="added by loading the GGUF model with llama.cpp")
+    embedder_mb: float = Field(
+        description="added by the embedding model, the case's vectors and the case start (tables, prefix state)"
+    )
+    turns_mb: float = Field(description="added while playing the turns (KV cache, buffers)")
+
+
 class Ours(Side):
     encoder_load_s: float = Field(description="loading the embedding model (0 when not installed)")
+    prefix: str = Field(
+        default="none",
+        description="how turn 1 found the case's stable prompt prefix: loaded (saved state), "
+        "evaluated (no state yet), ready, none",
+    )
+    prefix_tokens: int = Field(default=0, description="tokens of the case's stable prompt prefix")
+    prefix_build_s: float | None = Field(
+        default=None, description="evaluating the prefix once and saving its state (the first play)"
+    )
+    memory: Memory | None = None
     retrieval: Literal["hybrid", "lexical"] = Field(
         description="hybrid when the embedding model is installed"
     )
@@ -106,6 +134,9 @@ class Ratios(_Strict):
 
     load: float | None
     ttft_turn1: float | None
+    turn1_vs_later: float | None = Field(
+        default=None, description="our turn-1 first token / our later turns' (same run)"
+    )
     ttft_later: float | None
     tokens_per_s: float | None
     peak_rss: float | None
@@ -245,6 +276,10 @@ def measure_model(
     ours = Ours(
         **summarise(ours_m, ours_turns),
         encoder_load_s=ours_m["encoder_load_s"],
+        prefix=ours_m.get("prefix", "none"),
+        prefix_tokens=ours_m.get("prefix_tokens", 0),
+        prefix_build_s=ours_m.get("prefix_build_s"),
+        memory=Memory(**ours_m["memory"]) if ours_m.get("memory") else None,
         retrieval=ours_m["retrieval"],
         replies_from_model=sum(t.source == "model" for t in ours_turns),
     )
@@ -252,6 +287,7 @@ def measure_model(
     ratio = Ratios(
         load=_ratio(ours.load_s, raw.load_s),
         ttft_turn1=_ratio(ours.ttft_turn1_ms, raw.ttft_turn1_ms),
+        turn1_vs_later=_ratio(ours.ttft_turn1_ms, ours.ttft_later_ms),
         ttft_later=_ratio(ours.ttft_later_ms, raw.ttft_later_ms),
         tokens_per_s=_ratio(ours.tokens_per_s, raw.tokens_per_s),
         peak_rss=_ratio(ours.peak_rss_mb, raw.peak_rss_mb),
@@ -367,6 +403,19 @@ def format_report(report: BenchReport) -> str:
         lines.append(f"  {'':28}{'edgetutor':>11}{'raw llama-cpp':>15}{'ratio':>8}")
         for label, ours, raw, ratio in rows:
             lines.append(f"  {label:28}{ours:>11}{raw:>15}{_fmt(ratio, 2) if ratio is not None else '':>8}")
+        if q.turn1_vs_later is not None:
+            lines.append(f"  turn 1 / later first token (edgetutor): {q.turn1_vs_later:.2f}")
+        lines.append(
+            f"  stable prompt prefix: {o.prefix_tokens} tokens, {o.prefix} at case start"
+            + (f" (evaluating and saving it once took {o.prefix_build_s:.2f} s)" if o.prefix_build_s else "")
+        )
+        lines.append("  tokens evaluated per turn: " + ", ".join(str(t.evaluated_tokens) for t in o.turns))
+        if o.memory is not None:
+            mem = o.memory
+            lines.append(
+                f"  memory: app {mem.app_mb:.0f} MB + model {mem.model_mb:.0f} MB + embedding model "
+                f"{mem.embedder_mb:.0f} MB + turns {mem.turns_mb:.0f} MB"
+            )
         lines.append(
             f"  prompt ~{o.prompt_tokens_median:.0f} tokens; {o.replies_from_model}/{len(o.turns)} replies from "
             f"the model; retrieval {o.retrieval}; embedding model loaded in {o.encoder_load_s:.2f} s"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -34,8 +35,8 @@ from ..errors import ModelError
 from ..patient.embed import load_encoder
 from ..patient.encounter import Encounter
 from ..patient.llm import LlamaBackend
-from ..patient.prompt import messages
-from ..portable import peak_rss_bytes
+from ..patient.prompt import messages, prefix_key, prefix_variants
+from ..portable import current_rss_bytes, peak_rss_bytes
 
 STANDARD_CASE = "standard_case.yaml"
 # Questions a trainee asks early in the standard case; each retrieves at least one fact, so each
@@ -59,6 +60,10 @@ def peak_rss_mb() -> float:
     return round((peak_rss_bytes() or 0) / (1024 * 1024), 1)
 
 
+def _rss_mb() -> float:
+    return round((current_rss_bytes() or 0) / (1024 * 1024), 1)
+
+
 def load_standard_case(path: str | Path | None = None) -> Any:
     """The case of the standard encounter (`path` replaces it). Raises CaseFormatError."""
     if path is not None:
@@ -77,18 +82,34 @@ def measure_ours(
     Raises ModelError if the model cannot be loaded.
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `edgetutor` itself runs (cli.main)
+    # This child's prefix state goes to a folder of its own, removed after: a benchmark leaves
+    # nothing behind in the user's cache.
+    scratch = tempfile.TemporaryDirectory(prefix="edgetutor-bench-")
+    os.environ["EDGETUTOR_CACHE"] = scratch.name
 
     case = load_standard_case(case_file)
     # Imported before the clock starts, as measure_raw does: load times compare loading only.
     import llama_cpp  # noqa: F401
 
+    rss = [_rss_mb()]  # app, then after the model, the embedding model, the turns
     start = time.perf_counter()
     backend = LlamaBackend(model_path, n_threads=n_threads)
     load_s = time.perf_counter() - start
+    rss.append(_rss_mb())
+    # The case was played before (or its pack installed with --warm): its prefix state is saved.
+    # Saving it here is not timed; the encounter below loads it as every later start does.
+    built = backend.prepare_prefix(prefix_key(case), prefix_variants(case))
+    backend.reset()
     start = time.perf_counter()
     encoder = load_encoder()
     encoder_load_s = time.perf_counter() - start
     encounter = Encounter(case, backend, encoder)
+    # The trainee reads the opening statement first; the preparation started with the encounter
+    # (tables, the prefix state) finishes meanwhile. Waiting here stands for that reading.
+    encounter.wait_ready()
+    rss.append(_rss_mb())
+    weights_mb = Path(model_path).stat().st_size / (1024 * 1024)
+    n_batch = backend.n_batch
 
     turns: list[dict[str, Any]] = []
     sent: list[list[dict[str, str]]] = []
@@ -115,6 +136,9 @@ def measure_ours(
                 "prompt_tokens": last.prompt_tokens,
                 "evaluated_tokens": last.evaluated_tokens,
                 "generated_tokens": last.generated_tokens,
+                "weights_read_mb": round(
+                    weights_mb * (-(-last.evaluated_tokens // n_batch) + last.generated_tokens), 0
+                ),
                 "source": reply.source,
             }
         )
@@ -127,9 +151,20 @@ def measure_ours(
         "case": case.id,
         "turns": turns,
         "sent": sent,
+        "prefix": backend.prefix_report.source if backend.prefix_report else "none",
+        "prefix_tokens": built.tokens,
+        "prefix_build_s": round(built.seconds, 3) if built.source == "evaluated" else None,
     }
+    peak = peak_rss_mb()
     backend.close()
-    result["peak_rss_mb"] = peak_rss_mb()
+    result["peak_rss_mb"] = peak
+    scratch.cleanup()
+    result["memory"] = {
+        "app_mb": rss[0],
+        "model_mb": round(rss[1] - rss[0], 1),
+        "embedder_mb": round(rss[2] - rss[1], 1),
+        "turns_mb": round(max(0.0, peak - rss[2]), 1),
+    }
     return result
 
 

@@ -19,7 +19,9 @@ What an examination or test the case does not describe returns (a documented cho
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +31,10 @@ from ..cases.codes import EXAM_CODES, TEST_CODES
 from ..cases.schema import Case, Disclosure, Fact, Finding, Investigation
 from ..errors import EdgeTutorError
 from ..language.lexicon import edit_distance, normalise
-from .acts import HISTORY, IDENTITY, classify, expand_texting, reply_for
+from .acts import HISTORY, IDENTITY, classify, expand_texting, reply_for, rules
 from .embed import Embedder
 from .guard import Guard
+from .guard import words as guard_words
 from .history import History
 from .llm import Backend
 from .prompt import messages, prefix_key, prefix_variants
@@ -166,13 +169,36 @@ class Lookup:
         return f"{name.lower()} ({code})"
 
 
+_warm_lock = threading.Lock()
+_warm_thread: threading.Thread | None = None
+
+
+def _warm_tables() -> threading.Thread:
+    """Load the act patterns and the guard's word lists once, in the background (both are cached;
+    a turn that comes first simply loads them itself)."""
+    global _warm_thread
+    with _warm_lock:
+        if _warm_thread is None:
+
+            def load() -> None:
+                with contextlib.suppress(Exception):  # a broken table is reported by the turn that needs it
+                    rules()
+                    guard_words()
+
+            _warm_thread = threading.Thread(target=load, name="warm-tables", daemon=True)
+            _warm_thread.start()
+        return _warm_thread
+
+
 class Encounter:
     """The state of one encounter with one case. Not thread-safe: one action at a time."""
 
     def __init__(self, case: Case, backend: Backend | None = None, encoder: Embedder | None = None) -> None:
         self.case = case
         self.backend = backend
-        # The case's stable prompt prefix is made ready while the trainee reads the opening.
+        # While the trainee reads the opening: the tables a turn reads are loaded, and the case's
+        # stable prompt prefix is made ready, so the first question waits no longer than the rest.
+        self._warming = _warm_tables()
         prefill = getattr(backend, "prefill", None)
         if callable(prefill) and case.facts:
             prefill(prefix_key(case), prefix_variants(case))
@@ -195,6 +221,14 @@ class Encounter:
         reply = Reply("opening", "", self.case.patient.opening_statement, "authored")
         self.turns.append(reply)
         return reply
+
+    def wait_ready(self) -> None:
+        """Block until the background preparation started with the encounter has finished (what
+        the trainee's reading of the opening usually hides)."""
+        self._warming.join()
+        wait = getattr(self.backend, "wait_prefill", None)
+        if callable(wait):
+            wait()
 
     def act(self, line: str, on_token: Callable[[str], None] | None = None) -> Reply:
         """Carry out one action. `on_token` receives provisional model text as it streams."""

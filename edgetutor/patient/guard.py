@@ -125,6 +125,11 @@ _YES = re.compile(r"^\s*(yes|yeah|yep|aye)\b")
 _PRONOUNS = frozenset("he she him his her hers himself herself".split())
 
 
+def words() -> dict[str, Any]:
+    """The guard's word lists (guard_words.yaml), loaded once."""
+    return _words()
+
+
 @cache
 def _words() -> dict[str, Any]:
     from ruamel.yaml import YAML

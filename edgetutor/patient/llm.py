@@ -232,6 +232,7 @@ class LlamaBackend:
         self.seed = seed
         self.n_ctx = min(n_ctx, self.info.context_length) if self.info.context_length else n_ctx
         self.n_threads = n_threads or default_threads()
+        self.n_batch = min(512, self.n_ctx)  # prompt tokens evaluated per pass over the weights
         self.last = TurnStats()
         self.load_s = 0.0
         self.prefix_report: PrefixReport | None = None
@@ -259,7 +260,7 @@ class LlamaBackend:
                 self._llm: Llama = Llama(
                     model_path=str(self.path),
                     n_ctx=self.n_ctx,
-                    n_batch=min(512, self.n_ctx),
+                    n_batch=self.n_batch,
                     n_threads=self.n_threads,
                     n_threads_batch=self.n_threads,
                     use_mmap=True,
