@@ -58,3 +58,16 @@ def test_bench_fidelity_reports_per_model() -> None:
     total = report["total"]
     assert total["accepted"] + total["rejected"] == total["drafts"] > 0
     assert total["violations"] == 0, total["violation_examples"]
+
+
+@pytest.mark.slow
+def test_bench_startup_times_every_demo_case_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The benchmark sets these for itself (its own home, removed after): restored after the test.
+    for name in ("EDGETUTOR_HOME", "EDGETUTOR_CACHE", "EDGETUTOR_UNQUALIFIED"):
+        monkeypatch.setenv(name, "unused")
+    result = _load("bench_startup").run(no_model=False)
+    assert result["model"] == "SmolLM2-135M-Instruct.Q4_1"
+    first, second = result["passes"]
+    assert first["cases"] == second["cases"] == 13
+    for p in (first, second):
+        assert 0 < p["start_median_s"] <= p["start_max_s"] and p["ready_median_s"] >= p["start_median_s"] > 0

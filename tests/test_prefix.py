@@ -194,3 +194,41 @@ def test_pack_install_warm_without_a_model_that_may_speak_installs_and_says_so(
     assert "Installed: edgetutor-demo v1, 13 case(s)" in result.output
     assert "Not prepared: authored-answers mode: SmolLM2-135M-Instruct.Q4_1 is not qualified" in result.output
     assert not prefix.prefix_dir().exists()  # nothing half-prepared
+
+
+class CountingEncoder:
+    """A stand-in encoder: deterministic vectors, and a count of the texts it was asked to embed."""
+
+    dim = 4
+    fingerprint = "counting:4"
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode(self, texts: Any, batch_size: int = 32) -> Any:
+        import numpy as np
+
+        texts = list(texts)
+        self.encoded += len(texts)
+        return np.array([[len(t), t.count("a"), 1.0, 0.5] for t in texts], dtype=np.float32)
+
+
+def test_case_vectors_are_computed_once_and_a_damaged_file_is_recomputed(own_cache: Path) -> None:
+    import numpy as np
+
+    from edgetutor.patient.vectors import cached_encode
+
+    enc = CountingEncoder()
+    first = cached_encode(enc, ["a cat", "a dog"], "facts-x-v1")
+    again = cached_encode(enc, ["a cat", "a dog"], "facts-x-v1")
+    assert enc.encoded == 2 and np.array_equal(first, again) and again.dtype == np.float32
+    cached_encode(enc, ["a cat", "a cow"], "facts-x-v1")  # other texts: not the same file
+    assert enc.encoded == 4
+    [damaged] = [p for p in (own_cache / "vectors").glob("*.vec")][:1]
+    data = bytearray(damaged.read_bytes())
+    data[-2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    before = enc.encoded
+    cached_encode(enc, ["a cat", "a dog"], "facts-x-v1")
+    cached_encode(enc, ["a cat", "a cow"], "facts-x-v1")
+    assert enc.encoded == before + 2  # exactly the damaged one was recomputed

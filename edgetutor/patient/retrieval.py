@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from ..cases.schema import Case, Disclosure, Fact
 from ..language.lexicon import STOPWORDS, content_terms, edit_distance, stem, synonym_words, tokens
 from .sentences import answer_units
+from .vectors import cached_encode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -268,7 +269,7 @@ class FactIndex:
             texts, _, _ = semantic_texts(docs)
             units = list(dict.fromkeys(u for f in case.facts for u in answer_units(f.answer)))
             units = [u for u in units if u not in texts]
-            vectors = encoder.encode(texts + units)
+            vectors = cached_encode(encoder, texts + units, f"facts-{case.id}-v{case.version}")
             self.sem = SemanticIndex(docs, encoder, vectors[: len(texts)])
             self.unit_vectors = dict(zip(texts + units, vectors, strict=True))
 

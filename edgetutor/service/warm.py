@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from ..cases.loader import load_case
 from ..errors import EdgeTutorError
 from ..packs.install import PackStore
+from ..patient.embed import load_encoder
 from ..patient.llm import LlamaBackend
 from ..patient.prompt import prefix_key, prefix_variants
+from ..patient.retrieval import FactIndex
 from .session import load_model
 
 
@@ -37,6 +39,7 @@ def warm_pack(
     if not isinstance(backend, LlamaBackend):
         return WarmReport(None, skipped=choice.error or "no model to warm for")
     report = WarmReport(choice.name)
+    encoder = load_encoder()
     try:
         for n, entry in enumerate(entries, start=1):
             if on_progress:
@@ -45,6 +48,8 @@ def warm_pack(
                 case = load_case(entry.file)
                 if case.facts:
                     backend.prepare_prefix(prefix_key(case), prefix_variants(case))
+                if encoder is not None:
+                    FactIndex(case, encoder)  # the case's sentence vectors, computed and kept
                 report.warmed.append(entry.id)
             except EdgeTutorError as err:
                 report.failed.append(f"{entry.id}: {err}")
