@@ -51,6 +51,31 @@ def model_table(r: ModelResult) -> list[str]:
             "",
         ),
         ("peak RSS (MB)", _n(o.peak_rss_mb), _n(w.peak_rss_mb), _ratio(q.peak_rss)),
+    ]
+    if q.turn1_vs_later is not None:
+        rows.append(("first token, turn 1 / later turns (edgetutor)", _ratio(q.turn1_vs_later), "", ""))
+    rows.append(
+        (
+            "stable prompt prefix at case start",
+            f"{o.prefix_tokens} tokens, {o.prefix} from its saved state"
+            if o.prefix == "loaded"
+            else f"{o.prefix_tokens} tokens, {o.prefix}",
+            "none (whole prompt at turn 1)",
+            "",
+        )
+    )
+    if o.memory is not None:
+        mem = o.memory
+        rows.append(
+            (
+                "where our peak RSS goes (MB)",
+                f"app {mem.app_mb:.0f}, model {mem.model_mb:.0f}, embedding model and case start "
+                f"{mem.embedder_mb:.0f}, turns {mem.turns_mb:.0f}",
+                "",
+                "",
+            )
+        )
+    rows += [
         ("verdict", r.verdict, "", ""),
     ]
     lines = ["| what | edgetutor | raw llama-cpp-python | ratio |", "| --- | --- | --- | --- |"]
