@@ -477,11 +477,17 @@ def run_cmd(
         echo(_json_text(json.dumps(doc, indent=1, ensure_ascii=False)))
     else:
         from .scoring.debrief import format_debrief
+        from .scoring.outcome import plural
 
         s = session.summary()
-        echo(
-            f"Attempt {session.attempt.id}: {s['status']}, {s['turns']} turns, answered by {s['answered_by']}"
-        )
+        said = {
+            "model": "by the model",
+            "authored": "from the case",
+            "lookup": "looked up",
+            "system": "by the app",
+        }
+        by = ", ".join(f"{n} {said.get(k, k)}" for k, n in sorted(s["answered_by"].items()))
+        echo(f"Attempt {session.attempt.id}: {s['status']}, {plural(s['turns'], 'turn')} ({by})")
         if scored:
             echo("\nDebrief\n" + format_debrief(scored[1]))
             if story and story["text"]:
@@ -505,31 +511,14 @@ def progress_cmd(trainee: str | None, as_json: bool) -> None:
     import json
 
     from .service import open_store
-    from .service.progress import progress_for
+    from .service.progress import format_progress, progress_for
 
     with open_store() as store:
         doc = progress_for(store, store.trainee(trainee) if trainee else None)
     if as_json:
         click.echo(json.dumps(doc, indent=1))
         return
-    click.echo(
-        f"{len(doc['attempts'])} finished attempt(s), {doc['cases_attempted']} case(s), {doc['cases_passed']} passed"
-    )
-    for a in doc["attempts"][-10:]:
-        click.echo(
-            f"  {a['ended'][:16]}  {a['case']:34} {a['score']:>4.0%}  {'pass' if a['passed'] else 'not yet'}"
-        )
-    if doc["domains"]:
-        click.echo("By domain:")
-        for domain, value in doc["domains"].items():
-            click.echo(f"  {domain:15} {'#' * round(value * 20):20} {value:.0%}")
-    if doc["gaps"]:
-        click.echo("Gaps: " + ", ".join(doc["gaps"]))
-    if doc["strengths"]:
-        click.echo("Strengths: " + ", ".join(doc["strengths"]))
-    click.echo("Next:")
-    for r in doc["recommended"]:
-        click.echo(f"  {r['case']:34} {r['why']}")
+    click.echo(format_progress(doc))
 
 
 @cli.group()

@@ -218,3 +218,16 @@ def test_dose_blocks_must_name_a_wrong_dose_error() -> None:
     assert "no management dose names this wrong_dose error" in found
     bad_unit = GOOD.replace("unit: tablet}", "unit: spoonful}")
     assert any("unknown dose unit 'spoonful'" in p for p in problems_for(bad_unit))
+
+
+def test_competencies_come_from_the_controlled_list() -> None:
+    assert "competencies: [fever-infection, safe-prescribing, test-stewardship]" in GOOD
+    text = GOOD.replace("competencies: [fever-infection,", "competencies: [malaria,")
+    (found,) = problems_for(text)
+    line = line_of(text, "competencies: [malaria,")
+    assert found.startswith(f"case.yaml:{line}: error: competencies[0]: ")
+    assert "unknown competency 'malaria' (see edgetutor/cases/competencies.yaml)" in found
+    none = problems_for(
+        GOOD.replace("competencies: [fever-infection, safe-prescribing, test-stewardship]\n", "")
+    )
+    assert len(none) == 1 and "warning: competencies: no competencies" in none[0]

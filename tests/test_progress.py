@@ -50,7 +50,7 @@ def test_spaced_repetition_waits_longer_after_each_failure() -> None:
     assert "malaria" not in [r["case"] for r in doc["recommended"][:4]]  # due 3 days after the 2nd failure
     later = progress(twice, CASES, NOW + dt.timedelta(days=1, hours=1))
     assert later["recommended"][0]["case"] == "malaria"
-    assert "due again after 3 day(s)" in later["recommended"][0]["why"]
+    assert "due again after 3 days" in later["recommended"][0]["why"]
 
 
 def test_a_pass_resets_and_latest_attempt_counts() -> None:
@@ -74,4 +74,6 @@ def test_progress_cli_on_real_attempts(home: Path, tmp_path: Path) -> None:
     assert len(doc["attempts"]) == 1 and doc["attempts"][0]["passed"] is False
     assert doc["recommended"][0]["case"] != "malaria-uncomplicated-adult"  # not due until tomorrow
     text = runner.invoke(make_cli(), ["progress"]).stdout
-    assert "2 finished attempt(s)" in text and "By domain:" in text and "Next:" in text
+    assert "2 finished attempts, 1 case tried, 0 passed" in text and "By domain:" in text and "Next:" in text
+    assert "malaria-uncomplicated-adult" not in text  # titles, never ids (an id names the diagnosis)
+    assert "Fever and chills after the rains" in text and "Not yet" in text

@@ -161,7 +161,7 @@ def test_each_scored_attempt_gets_one_signed_chained_event_in_the_same_transacti
             "version": attempt.case_version,
             "title": example_case().title,
             "specialty": example_case().specialty,
-            "competencies": [example_case().specialty, *example_case().tags],
+            "competencies": list(example_case().competencies),
         }
         assert p["pack"] == {"id": "test-pack", "version": 1, "digest": attempt.pack_digest}
         stored = store.score(attempt.id)
@@ -235,7 +235,11 @@ def test_a_played_encounter_seals_the_case_title_and_competencies(
         case = example_case()
         assert event["payload"]["attempt_id"] == attempt.id
         assert event["payload"]["case"]["title"] == case.title
-        assert event["payload"]["case"]["competencies"] == [case.specialty, *case.tags]
+        assert (
+            event["payload"]["case"]["competencies"]
+            == list(case.competencies)
+            == ["fever-infection", "safe-prescribing", "test-stewardship"]
+        )
         assert event["payload"]["model"] is None and event["payload"]["turns"] == 5
         assert event["payload"]["score"]["total"] == store.score(attempt.id)["total"]  # type: ignore[index]
 
@@ -513,7 +517,7 @@ def test_results_list_and_export_commands(home: Path, tmp_path: Path) -> None:
     assert (
         lines[2].startswith("#1     sent") and "Ama" in lines[2] and "malaria-uncomplicated-adult" in lines[2]
     )
-    assert lines[3].startswith("#2     pending") and "Kofi" in lines[3] and lines[3].endswith("fail")
+    assert lines[3].startswith("#2     pending") and "Kofi" in lines[3] and lines[3].endswith("Not yet")
     out = CliRunner().invoke(make_cli(), ["results", "export", "--out", str(tmp_path / "usb")])
     assert out.exit_code == 0 and out.output.startswith("Wrote 1 result (#2-#2) to ")
     sync = CliRunner().invoke(make_cli(), ["sync"])

@@ -154,6 +154,13 @@ def _case_rules(case: Case, doc: YamlDoc, filename: str) -> Iterator[Problem]:
             )
     if not any(it.diagnosis for it in case.rubric.items):
         yield problem(("rubric", "items"), "no rubric item scores the diagnosis", "warning")
+    if not case.competencies:
+        yield problem(
+            ("competencies",),
+            "no competencies: progress and the hub's reports cannot count this case "
+            "(choose from edgetutor/cases/competencies.yaml)",
+            "warning",
+        )
     yield from _topic_rules(case, problem)
 
 

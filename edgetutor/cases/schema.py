@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import cache
+from importlib import resources
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ..language.doses import parse_unit
 
@@ -29,6 +31,33 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 TOPIC_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
 TopicId = Annotated[str, StringConstraints(pattern=TOPIC_PATTERN, max_length=80)]
+
+
+def competency_labels() -> dict[str, str]:
+    """The controlled list of competencies (id -> label), read once from competencies.yaml."""
+    return _competencies()
+
+
+@cache
+def _competencies() -> dict[str, str]:
+    from ruamel.yaml import YAML
+
+    text = resources.files(__package__).joinpath("competencies.yaml").read_text(encoding="utf-8")
+    data = YAML(typ="safe").load(text)
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise ValueError("competencies.yaml must map ids to labels")
+    return dict(data)
+
+
+def _known_competency(value: str) -> str:
+    if value not in competency_labels():
+        raise ValueError(f"unknown competency {value!r} (see edgetutor/cases/competencies.yaml)")
+    return value
+
+
+CompetencyId = Annotated[str, AfterValidator(_known_competency)]
 
 
 class Strict(BaseModel):
@@ -404,6 +433,9 @@ class Case(Strict):
     setting: Text
     learning_objectives: list[Text] = Field(min_length=1)
     tags: list[Phrase] = Field(default_factory=list)
+    # What the case trains, from the controlled list in competencies.yaml (progress and the hub
+    # count these, never the free-text tags, which often name the diagnosis).
+    competencies: list[CompetencyId] = Field(default_factory=list, max_length=5)
     sources: list[Source] = Field(min_length=1)
     author: Text
     patient: Patient

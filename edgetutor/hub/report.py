@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..cases.schema import competency_labels
 from ..textsafe import one_line
 from .db import HubDB, now
 
@@ -97,13 +98,17 @@ def attempts(db: HubDB) -> list[Attempt]:
     """Every scored attempt, one per (device, attempt id), oldest first; practice results (from
     demo packs) are left out."""
     by_attempt: dict[tuple[str, str], Attempt] = {}
+    labels = competency_labels()
     for r in db.scored_events():
         if r["score"] is None or r["case_id"] is None:
             continue  # an event without a score or a case cannot be reported on
         if r.get("practice"):
             continue  # a demo pack: anyone can sign one, so its scores are not cohort results
         try:
-            comps = tuple(c for c in json.loads(r["competencies"] or "[]") if isinstance(c, str))
+            # Controlled ids shown by their labels (cases/competencies.yaml); anything else as sent.
+            comps = tuple(
+                labels.get(c, c) for c in json.loads(r["competencies"] or "[]") if isinstance(c, str)
+            )
         except ValueError:
             comps = ()
         name = r["trainee_name"] or f"(trainee #{r['trainee_ref'] or '?'})"

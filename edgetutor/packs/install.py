@@ -88,6 +88,9 @@ class CaseEntry:
     setting: str
     patient: str
     file: Path
+    #: the patient's opening words (what the library search reads besides the title); "" in
+    #: indexes written before it was recorded
+    complaint: str = ""
 
 
 def _now() -> dt.datetime:
@@ -344,6 +347,7 @@ class PackStore:
                         c["setting"],
                         c["patient"],
                         pack.dir / FILES / c["file"],
+                        str(c.get("complaint", "")),
                     )
                 )
         return out
@@ -388,6 +392,7 @@ def check_sources(pack: OpenedPack) -> list[dict[str, str]]:
                 "difficulty": case.difficulty.value,
                 "setting": case.setting,
                 "patient": f"{p.name}, {case.age_label} {p.sex.value}",
+                "complaint": " ".join(str(p.opening_statement).split()),
                 "file": entry.path,
             }
         )

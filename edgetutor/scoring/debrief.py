@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..cases.codes import TEST_CODES
 from ..cases.schema import Case
 from .checklist import Score, Transcript
+from .outcome import headline, percent, points
 
 # What a trainee could have said, for a communication skill they did not show.
 SKILL_HINTS = {
@@ -64,6 +66,9 @@ def transcript_from_turns(turns: Iterable[Mapping[str, Any]], seconds: float = 0
 def debrief(case: Case, result: Score) -> dict[str, Any]:
     """The debrief as data: checklist, critical errors, pathway, teaching points, sources."""
     facts = {f.id: f for f in case.facts}
+    # Tests in words ("Full blood count"), never the code ("haem.fbc").
+    test_names = {code: name for code, (name, _) in TEST_CODES.items()}
+    test_names |= {i.code: i.name for i in case.investigations}
     checklist = []
     for item in result.items:
         entry: dict[str, Any] = {
@@ -90,7 +95,7 @@ def debrief(case: Case, result: Score) -> dict[str, Any]:
         "critical_errors": [
             {"error": c.description, "evidence": c.evidence, "cap": c.cap} for c in result.critical
         ],
-        "stewardship": result.stewardship,
+        "stewardship": [{**s, "name": test_names.get(s["test"], s["test"])} for s in result.stewardship],
         "expected_pathway": {
             "diagnosis": case.diagnosis.primary.name,
             "differentials": [d.name for d in case.diagnosis.differentials],
@@ -104,8 +109,8 @@ def debrief(case: Case, result: Score) -> dict[str, Any]:
 def format_debrief(doc: Mapping[str, Any]) -> str:
     """Plain-text debrief for the terminal."""
     lines = [
-        f"Score {doc['score']:.0%} ({'PASS' if doc['passed'] else 'NOT YET'}; pass mark {doc['pass_mark']:.0%})",
-        "By domain: " + ", ".join(f"{d} {v:.0%}" for d, v in doc["domains"].items()),
+        headline(doc),
+        "By domain: " + ", ".join(f"{d} {percent(v)}" for d, v in doc["domains"].items()),
         "Checklist:",
     ]
     for entry in doc["checklist"]:
@@ -116,13 +121,15 @@ def format_debrief(doc: Mapping[str, Any]) -> str:
             ask = f'  (you said: "{entry["evidence"]}")'
         # A partial or refused plan or diagnosis item says why, so the trainee sees the evidence.
         kind_says = entry.get("note") and entry["domain"] in ("management", "diagnosis") and not entry["done"]
-        why = f"  [{credit:.0%}: {entry['note']}]" if kind_says and credit > 0 else ""
+        why = f"  [{percent(credit)}: {entry['note']}]" if kind_says and credit > 0 else ""
         why = why or (f"  [{entry['note']}]" if kind_says else "")
         lines.append(f"  [{mark}] {entry['item']}{ask}{why}")
     for c in doc["critical_errors"]:
-        lines.append(f"CRITICAL: {c['error']} ({c['evidence']}; score capped at {c['cap']:.0%})")
+        limit = "the attempt fails" if c["cap"] == 0 else f"score capped at {percent(c['cap'])}"
+        lines.append(f"Critical error: {c['error']} ({c['evidence']}; {limit})")
     for s in doc["stewardship"]:
-        lines.append(f"Test stewardship: {s['test']} (-{s['penalty']:g}): {s['reason']}")
+        name = s.get("name") or s["test"]
+        lines.append(f"Test not needed here: {name} (minus {points(s['penalty'])}): {s['reason']}")
     p = doc["expected_pathway"]
     lines.append(
         f"Expected: {p['diagnosis']}; consider {', '.join(p['differentials']) or 'no listed differentials'}"

@@ -1,7 +1,7 @@
 """Progress across attempts: domains, competencies, and which case to practise next.
 
-Competencies are the topics a case teaches: its `specialty` and its `tags` (e.g. "malaria",
-"paediatrics"). Domains are the rubric's five (history ... management). A trainee's level in
+Competencies are what a case trains, from the controlled list in cases/competencies.yaml (e.g.
+"Child health (IMCI)"): never its free-text tags, which often name the diagnosis. Domains are the rubric's five (history ... management). A trainee's level in
 either is the mean of their latest score on each case that has it.
 
 Recommendation order (documented choice):
@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..cases.loader import load_case
+from ..cases.schema import competency_labels
 from ..packs.install import PackStore
+from ..scoring.outcome import domain_lines, outcome, percent, plural
 
 if TYPE_CHECKING:
     from ..store.db import Store, Trainee
@@ -85,17 +87,27 @@ def progress(
             due_at = last.ended + dt.timedelta(days=wait)
             if due_at <= now:
                 due.append(
-                    (due_at, case.id, f"not passed yet ({last.total:.0%}); due again after {wait} day(s)")
+                    (
+                        due_at,
+                        case.id,
+                        f"not passed yet ({percent(last.total)}); due again after {plural(wait, 'day')}",
+                    )
                 )
         else:
-            passed.append((last.ended, case.id, f"passed {last.total:.0%}; revision"))
+            passed.append((last.ended, case.id, f"passed with {percent(last.total)}; revision"))
     ranked = [*sorted(due), *sorted(unseen), *sorted(passed)]
     recommended = [
         {"case": case_id, "title": info[case_id].title, "why": why} for _, case_id, why in ranked[:limit]
     ]
     return {
         "attempts": [
-            {"case": a.case_id, "ended": a.ended.isoformat(), "score": a.total, "passed": a.passed}
+            {
+                "case": a.case_id,
+                "title": info[a.case_id].title if a.case_id in info else "a case no longer installed",
+                "ended": a.ended.isoformat(),
+                "score": a.total,
+                "passed": a.passed,
+            }
             for a in history
         ],
         "cases_attempted": len(latest),
@@ -114,9 +126,38 @@ def progress_for(store: Store, trainee: Trainee | None, now: dt.datetime | None 
     cases = []
     for entry in PackStore().cases():
         case = load_case(entry.file)
-        cases.append(CaseInfo(case.id, case.title, (case.specialty, *case.tags)))
+        labels = competency_labels()
+        cases.append(CaseInfo(case.id, case.title, tuple(labels.get(c, c) for c in case.competencies)))
     attempts = [
         ScoredAttempt(a.case_id, a.ended or a.started, s["total"], s["passed"], s["domains"])
         for a, s in store.scored(trainee)
     ]
     return progress(attempts, cases, now or dt.datetime.now(dt.UTC))
+
+
+def format_progress(doc: dict[str, Any]) -> str:
+    """Progress as text, the same in the app and from `edgetutor progress`: titles, never case ids
+    (an id often names the diagnosis), whole percentages, one wording for outcomes."""
+    lines = [
+        f"{plural(len(doc['attempts']), 'finished attempt')}, {plural(doc['cases_attempted'], 'case')} "
+        f"tried, {doc['cases_passed']} passed",
+        "",
+        "By domain:",
+        domain_lines(doc["domains"]) if doc["domains"] else "  (no finished attempts yet)",
+    ]
+    if doc["competencies"]:
+        # Weakest first, at most eight: the chart is for deciding what to practise.
+        weakest = dict(sorted(doc["competencies"].items(), key=lambda kv: (kv[1], kv[0]))[:8])
+        lines += ["", "By competency (weakest first):", domain_lines({k[:15]: v for k, v in weakest.items()})]
+    if doc["gaps"]:
+        lines.append("Gaps: " + ", ".join(doc["gaps"]))
+    if doc["strengths"]:
+        lines.append("Strengths: " + ", ".join(doc["strengths"]))
+    if doc["attempts"]:
+        lines += ["", "Latest attempts:"]
+        for a in doc["attempts"][-5:]:
+            when = dt.datetime.fromisoformat(a["ended"]).astimezone().strftime("%Y-%m-%d %H:%M")
+            lines.append(f"  {when}  {a['title'][:40]:40} {percent(a['score']):>4}  {outcome(a['passed'])}")
+    lines += ["", "Next:"]
+    lines += [f"  {r['title']}: {r['why']}" for r in doc["recommended"]]
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..scoring.outcome import outcome, percent
 from .seal import EventSealer
 
 
@@ -70,11 +71,11 @@ def results_list() -> None:
         click.echo(f"Last error: {one_line(state.last_error, 1000)}")
     for r in rows:
         mark = "sent   " if r.state == "sent" else "pending"
-        verdict = "pass" if r.passed else "fail"
+        verdict = outcome(r.passed)
         when = r.created.astimezone().strftime("%Y-%m-%d %H:%M")
         click.echo(
             printable(
-                f"#{r.seq:<5} {mark} {when}  {r.trainee[:20]:<20} {r.case_id[:36]:<36} {r.total:4.0%} {verdict}"
+                f"#{r.seq:<5} {mark} {when}  {r.trainee[:20]:<20} {r.case_id[:36]:<36} {percent(r.total):>4} {verdict}"
             )
         )
 

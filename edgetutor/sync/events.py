@@ -2,7 +2,7 @@
 
 Built from what the database already holds for a finished attempt (its row, the trainee, the
 stored score) plus three facts about the case that only the case file knows (title, specialty,
-tags). Everything here is pure: the store seals the event in the transaction that stores the
+competencies). Everything here is pure: the store seals the event in the transaction that stores the
 score (`Store.finish_attempt`).
 
 Only finished attempts WITH a score become events: an attempt ended without scoring has nothing
@@ -22,7 +22,7 @@ from ..packs.install import PackStore
 
 def case_info(case: Any) -> dict[str, Any]:
     """The case facts a payload needs from a `cases.schema.Case` (what `finish_attempt` takes)."""
-    return {"title": case.title, "specialty": case.specialty, "tags": list(case.tags)}
+    return {"title": case.title, "specialty": case.specialty, "competencies": list(case.competencies)}
 
 
 # The hub refuses an event over 64 kB (hub.ingest.MAX_EVENT_BYTES); these caps keep every event a
@@ -44,12 +44,13 @@ def build_payload(
     """The event payload of a finished, scored attempt (keys documented in docs/sync.md).
 
     `attempt` is its database row, `trainee` {"id", "name"}, `score` a stored Score.as_dict(),
-    `info` {"title", "specialty", "tags"} or None when the case is no longer installed (then the
-    title is the case id, the specialty null and the competencies empty).
+    `info` {"title", "specialty", "competencies"} or None when the case is no longer installed
+    (then the title is the case id, the specialty null and the competencies empty). Competencies
+    are the case's controlled ones (cases/competencies.yaml), never its free-text tags.
     """
     info = info or {}
     specialty = _clip(info.get("specialty"), 100)
-    competencies = [_clip(c, 100) for c in (specialty, *info.get("tags", ())) if c][:_ITEMS]
+    competencies = [_clip(c, 100) for c in info.get("competencies", ()) if c][:_ITEMS]
     started = dt.datetime.fromisoformat(attempt["started"])
     ended = dt.datetime.fromisoformat(attempt["ended"]) if attempt["ended"] else started
     return {

@@ -13,12 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from ..errors import EdgeTutorError
@@ -55,10 +59,13 @@ def sync_label(state: Any, reachable: bool | None, now: dt.datetime | None = Non
 class EdgeTutorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "EdgeTutor"
-    # Every key is listed by the `?` help screen; the command palette would be a second, hidden menu.
-    ENABLE_COMMAND_PALETTE = False
+    # Every action is reachable three ways: its key (shown in the footer), the help screen (F1)
+    # and the command palette (Ctrl+P, which also holds the theme switch). "?" opens help too,
+    # but only where no text box is focused (there it is a character), so F1 is what is shown.
+    ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("f1,question_mark", "help", "Help", key_display="?"),
+        Binding("f1", "help", "Help", key_display="F1"),
+        Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -92,6 +99,7 @@ class EdgeTutorApp(App[None]):
         #: the status bar's sync part ("sync: 2 waiting, last 10:42"); empty until first checked
         self.sync_label = ""
         self._switched = False  # the model was changed in the app (say so once it is loaded)
+        self._loading_since = time.monotonic()
 
     # -- shared state --------------------------------------------------------------------------
     @property
@@ -105,7 +113,9 @@ class EdgeTutorApp(App[None]):
 
     def model_label(self) -> str:
         if not self.models_ready.is_set():
-            return "loading model..."
+            waited = time.monotonic() - self._loading_since
+            spin = "|/-\\"[int(time.monotonic() * 4) % 4]
+            return f"{spin} loading the model... {waited:.0f} s"
         note = self.model_choice.note if self.model_choice else None
         if self.backend is None:
             # Say why the model is not speaking (e.g. it has not qualified on this device).
@@ -183,6 +193,12 @@ class EdgeTutorApp(App[None]):
             self.refresh_status()
         else:
             self.load_models()
+        # While the model loads, the status bar's spinner and seconds move.
+        self.set_interval(0.5, self._loading_tick)
+
+    def _loading_tick(self) -> None:
+        if not self.models_ready.is_set():
+            self.refresh_status()
 
     def on_unmount(self) -> None:
         # Only what the app opened itself: an injected store or backend belongs to the caller.
@@ -221,6 +237,26 @@ class EdgeTutorApp(App[None]):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             report(self, event.worker.error, title="Loading failed")
 
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette: every action of the current screen, then help, theme and quit."""
+        seen: set[str] = set()
+        for node in (screen, self):
+            for binding in getattr(type(node), "BINDINGS", []):
+                if not isinstance(binding, Binding) or not binding.description:
+                    continue
+                if binding.description in seen:
+                    continue
+                seen.add(binding.description)
+                key = self.get_key_display(binding)
+                yield SystemCommand(
+                    binding.description,
+                    f"key: {key}",
+                    partial(node.run_action, binding.action),
+                )
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit",):  # already listed, with its key
+                yield command
+
     # -- navigation ----------------------------------------------------------------------------
     def action_help(self) -> None:
         from .help import HelpScreen
@@ -241,12 +277,17 @@ class EdgeTutorApp(App[None]):
 
     def start_case(self, case_id: str, resume: str | None = None) -> None:
         """Open the encounter on `case_id`: a new attempt, or the unfinished attempt `resume`."""
+        from ..packs.install import PackStore
         from .encounter import EncounterScreen
 
         if self.trainee is None:
             self.notify("choose a trainee first", severity="error")
             return
-        self.push_screen(EncounterScreen(case_id, resume=resume))
+        try:
+            title = next((c.title for c in PackStore().cases() if c.id == case_id), "the case")
+        except EdgeTutorError:
+            title = "the case"
+        self.push_screen(EncounterScreen(case_id, resume=resume, title=title))
 
     # -- model choice ----------------------------------------------------------------------------
     def current_model(self) -> str | None:
@@ -274,6 +315,7 @@ class EdgeTutorApp(App[None]):
             return
         old = self.backend
         self.models_ready.clear()
+        self._loading_since = time.monotonic()
         self.backend, self.model_choice = None, None
         self.no_model = key == NO_MODEL
         self.model_spec = None if self.no_model else key

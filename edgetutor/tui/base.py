@@ -7,7 +7,7 @@ import traceback
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from ..errors import EdgeTutorError
@@ -31,6 +31,11 @@ def report(app: Any, err: BaseException, title: str = "Error") -> None:
     if os.environ.get("EDGETUTOR_DEBUG"):
         app.log.error("".join(traceback.format_exception(err)))
     app.notify(describe(err), title=title, severity="error", timeout=10)
+
+
+def footer() -> Footer:
+    """Every screen's key bar: compact, so that the keys and the palette fit 80 columns."""
+    return Footer(compact=True)
 
 
 class StatusBar(Static):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
@@ -9,21 +10,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Label, Static
+from textual.timer import Timer
+from textual.widgets import Label, Static
+from textual.worker import Worker
 
 from ..scoring.debrief import format_debrief
-from .base import EdgeScreen, StatusBar
-
-BAR_WIDTH = 20
-
-
-def bar(value: float, width: int = BAR_WIDTH) -> str:
-    filled = round(max(0.0, min(1.0, value)) * width)
-    return "#" * filled + "." * (width - filled)
-
-
-def domain_lines(domains: dict[str, float]) -> str:
-    return "\n".join(f"{d:<15} {bar(v)} {v:>4.0%}" for d, v in domains.items())
+from ..scoring.outcome import domain_lines, headline
+from .base import EdgeScreen, StatusBar, footer
 
 
 class DebriefScreen(EdgeScreen):
@@ -38,15 +31,13 @@ class DebriefScreen(EdgeScreen):
         super().__init__()
         self.case_title = case_title
         self.doc = doc
+        self._note_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         doc = self.doc
-        verdict = "PASS" if doc["passed"] else "NOT YET"
-        yield Label(
-            f"{self.case_title}: score {doc['score']:.0%} {verdict} (pass mark {doc['pass_mark']:.0%})",
-            id="score",
-            classes="pass" if doc["passed"] else "fail",
-        )
+        yield Label(self.case_title, id="debrief-title")
+        # The result leads with why: a critical error's cap and its cause, then the domains.
+        yield Static(headline(doc), id="score", classes="pass" if doc["passed"] else "not-yet")
         with VerticalScroll(id="debrief-body"):
             yield Static(Text(domain_lines(doc["domains"])), id="domains")
             # Filled on request (t): the model's paragraph, or why it was dropped.
@@ -55,7 +46,7 @@ class DebriefScreen(EdgeScreen):
             # (score and domains) shown above.
             yield Static(Text("\n".join(format_debrief(doc).splitlines()[2:])), id="checklist")
         yield StatusBar(id="status")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.query_one("#debrief-body", VerticalScroll).focus()
@@ -68,7 +59,19 @@ class DebriefScreen(EdgeScreen):
                 "A tutor's note needs a model; this session uses authored answers.", severity="warning"
             )
             return
-        self.query_one("#narrative", Static).update(Text("Tutor's note: writing...", style="dim"))
+        if self._note_timer is not None:
+            return  # already being written
+        started = time.monotonic()
+
+        def progress() -> None:
+            spin = "|/-\\"[int(time.monotonic() * 4) % 4]
+            waited = time.monotonic() - started
+            self.query_one("#narrative", Static).update(
+                Text(f"{spin} Tutor's note: the model is writing it... {waited:.0f} s", style="dim")
+            )
+
+        progress()
+        self._note_timer = self.set_interval(0.25, progress)
         self.write_note()
 
     @work(thread=True, exclusive=True, group="patient", exit_on_error=False)
@@ -82,6 +85,9 @@ class DebriefScreen(EdgeScreen):
         self.app.call_from_thread(self._show_note, story)
 
     def _show_note(self, story: dict[str, Any]) -> None:
+        if self._note_timer is not None:
+            self._note_timer.stop()
+            self._note_timer = None
         box = self.query_one("#narrative", Static)
         if story["text"]:
             box.update(
@@ -94,6 +100,9 @@ class DebriefScreen(EdgeScreen):
                     f"The model's note was dropped ({reasons}); the checklist below is complete.", style="dim"
                 )
             )
+
+    def worker_failed(self, worker: Worker[Any]) -> None:
+        self._show_note({"text": "", "reasons": ["the model failed"]})
 
     def action_library(self) -> None:
         self.edge.show_library()

@@ -22,14 +22,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 from textual.worker import Worker, get_current_worker
 
 from ..cases.codes import EXAM_CODES, TEST_CODES
 from ..errors import ModelError
 from ..patient.encounter import Reply, parse_action
 from ..service.session import Session
-from .base import EdgeScreen, StatusBar
+from .base import EdgeScreen, StatusBar, footer
 
 CANCELLED = "reply cancelled by the trainee (Escape)"
 SOURCE_NOTE = {"model": "model", "authored": "case answer", "lookup": "", "system": ""}
@@ -56,6 +56,10 @@ def typed(reply: Reply) -> str:
     if reply.kind == "question":
         return reply.utterance
     return f"{reply.kind} {reply.utterance}".strip()
+
+
+#: shown, turning, while the patient is being prepared or a reply is awaited
+SPINNER = "|/-\\"
 
 
 class LogEntry(Static):
@@ -88,15 +92,19 @@ class LogEntry(Static):
 class Panel(VerticalScroll):
     """A side panel of lookups (examination findings or test results), newest last."""
 
-    def __init__(self, title: str, id: str) -> None:  # noqa: A002 - Textual's own parameter name
-        super().__init__(id=id)
+    def __init__(self, title: str, id: str, classes: str = "") -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id, classes=classes)
         self.border_title = title
         self.items: list[str] = []
 
     def add_item(self, text: str) -> None:
         self.items.append(text)
-        self.mount(Static(Text(text), classes="item"))
-        self.scroll_end(animate=False)
+        self.remove_class("-empty")
+        item = Static(Text(text), classes="item")
+        self.mount(item)
+        # The newest entry whole, from its first line (a long one is read by scrolling down),
+        # never only its tail.
+        self.call_after_refresh(self.scroll_to_widget, item, animate=False, top=True)
 
 
 class EncounterScreen(EdgeScreen):
@@ -107,9 +115,12 @@ class EncounterScreen(EdgeScreen):
         Binding("ctrl+b", "leave", "Leave case"),
     ]
 
-    def __init__(self, case_id: str, resume: str | None = None) -> None:
+    def __init__(self, case_id: str, resume: str | None = None, title: str = "the case") -> None:
         super().__init__()
         self.case_id = case_id
+        #: what the trainee sees until the case is open: its title, never its id
+        self.title = title
+        self.waiting_since: float | None = None  # when the current reply was asked for
         self.resume = resume  # an unfinished attempt to continue, or None for a new one
         self.session: Session | None = None
         self.busy = True  # until the session has started
@@ -120,24 +131,24 @@ class EncounterScreen(EdgeScreen):
         self.history_pos = 0
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Opening {self.case_id}: preparing the patient...", id="case-title")
+        yield Label(f"Opening {self.title}: preparing the patient...", id="case-title")
         with Horizontal(id="encounter-body"):
             yield VerticalScroll(id="log")
             with Vertical(id="side"):
                 yield Panel("Examination", id="findings")
                 yield Panel("Results", id="results")
-                yield Panel("My notes", id="notes")
+                yield Panel("My notes", id="notes", classes="-empty")
         yield Input(
             placeholder="ask a question, or: examine X, order X, note X, diagnose X, plan X, end",
             suggester=SuggestFromList(action_suggestions(), case_sensitive=False),
             id="action",
         )
         yield StatusBar(id="status")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.query_one("#action", Input).focus()
-        self.set_interval(1.0, self._tick)
+        self.set_interval(0.25, self._tick)
         self.open_session()
 
     # -- session start -------------------------------------------------------------------------
@@ -211,9 +222,11 @@ class EncounterScreen(EdgeScreen):
         self.busy = True
         self.cancel.clear()
         self.streaming = None
+        self.waiting_since = time.monotonic()
         if parse_action(line)[0] == "question":
-            # Shown at once: the first token can take a second or more on a small machine.
-            self.streaming = self.log_entry("Patient", "", "patient", "thinking...")
+            # Shown at once, with a spinner and the seconds waited (see _tick): the first token
+            # can take a second or more on a small machine.
+            self.streaming = self.log_entry("Patient", "", "patient", "thinking")
         self.play_action(line)
 
     @work(thread=True, exclusive=True, group="patient", exit_on_error=False)
@@ -235,7 +248,6 @@ class EncounterScreen(EdgeScreen):
     def _stream_piece(self, piece: str) -> None:
         if self.streaming is None:
             self.streaming = self.log_entry("Patient", "", "patient")
-        self.streaming.note = "speaking..."
         self.streaming.add(piece)
         self.query_one("#log", VerticalScroll).scroll_end(animate=False)
 
@@ -252,6 +264,10 @@ class EncounterScreen(EdgeScreen):
             self.log_entry(who, reply.text, "patient" if who == "Patient" else "clinic", note)
         self.streaming = None
         self.busy = False
+        self.waiting_since = None
+        # The final text can be longer than what streamed (or replace it): keep it in view.
+        log = self.query_one("#log", VerticalScroll)
+        self.call_after_refresh(log.scroll_end, animate=False)
         if guard.get("decision") == "reject" and guard.get("draft") is None and not replaying:
             reason = "; ".join(guard.get("reasons", []))
             if CANCELLED in reason:
@@ -303,9 +319,17 @@ class EncounterScreen(EdgeScreen):
 
     # -- header --------------------------------------------------------------------------------
     def _tick(self) -> None:
+        now = time.monotonic()
+        spin = SPINNER[int(now * 4) % len(SPINNER)]
         if self.session is None:
+            self.query_one("#case-title", Label).update(
+                f"{spin} Opening {self.title}: preparing the patient... {now - self.started:.0f} s"
+            )
             return
-        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
+        if self.streaming is not None and self.waiting_since is not None:
+            state = "speaking" if self.streaming.text else "thinking"
+            self.streaming.set(self.streaming.text, f"{spin} {state} {now - self.waiting_since:.0f} s")
+        minutes, seconds = divmod(int(now - self.started), 60)
         case = self.session.case
         self.query_one("#case-title", Label).update(
             f"{case.title} | {self.session.entry.patient} | {minutes:02d}:{seconds:02d}"

@@ -40,11 +40,14 @@ class HelpScreen(ModalScreen[None]):
             if binding.action in seen or not binding.description:
                 continue
             seen.add(binding.action)
-            keys = ", ".join(
+            keys = binding.key_display or ", ".join(
                 self.app.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(",")
             )
+            if binding.action == "help":
+                keys = "F1 (or ? outside a text box)"
             out.append((keys, binding.description))
-        out.append(("Esc, q, ?", "close this help"))
+        out.append(("Ctrl+P", "command palette: every action above, and the colour theme"))
+        out.append(("Esc, q, F1", "close this help"))
         return out
 
     def compose(self) -> ComposeResult:

@@ -2,34 +2,36 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Input, Label
+from textual.widgets import DataTable, Input, Label
 
 from ..errors import EdgeTutorError
 from ..packs.install import CaseEntry, PackStore
+from ..scoring.outcome import percent
 from ..store.db import Attempt
-from .base import EdgeScreen, StatusBar, report
+from .base import EdgeScreen, StatusBar, footer, report
 
-# (label, key, width): the best score and status come early so that they show at 80 columns;
-# long specialties are cut (the search still sees them whole).
+# (label, key, width, shown from this many columns): the title gets what the screen has left, so
+# at 80 columns it is whole; the level, specialty and publisher appear on wider screens. Never the
+# case id, the diagnosis or the patient's name: ids and names can give the diagnosis away.
 COLUMNS = (
-    ("Case", "case", 34),
-    ("Best", "best", 4),
-    ("Status", "status", 10),
-    ("Level", "level", 12),
-    ("Specialty", "specialty", 18),
-    ("Patient", "patient", 24),
-    ("Publisher", "publisher", None),
+    ("Best", "best", 4, 0),
+    ("Status", "status", 10, 0),
+    ("Level", "level", 12, 100),
+    ("Specialty", "specialty", 16, 120),
+    ("Publisher", "publisher", 22, 150),
 )
+TITLE_MIN = 30
 
 
 def matches(entry: CaseEntry, query: str) -> bool:
-    """Every word of the query appears in the case's id, title, specialty, level, patient or publisher."""
-    hay = " ".join(
-        (entry.id, entry.title, entry.specialty, entry.difficulty, entry.patient, entry.publisher)
-    ).lower()
+    """Every word of the query appears in the case's title or the patient's opening words: what a
+    trainee has seen. Never the id, the specialty or anything else that could name the answer."""
+    hay = f"{entry.title} {entry.complaint}".lower()
     return all(word in hay for word in query.lower().split())
 
 
@@ -39,7 +41,7 @@ class LibraryScreen(EdgeScreen):
         Binding("slash", "search", "Search", key_display="/"),
         Binding("escape", "back", "Trainees"),
         Binding("p", "progress", "Progress"),
-        Binding("i", "install", "Install packs"),
+        Binding("i", "install", "Install"),
         Binding("m", "model", "Model"),
     ]
 
@@ -56,14 +58,25 @@ class LibraryScreen(EdgeScreen):
         yield Input(placeholder="search: type words, Down to the list", id="search")
         yield DataTable(id="cases", cursor_type="row", zebra_stripes=True)
         yield StatusBar(id="status")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#cases", DataTable)
-        for label, key, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
+        self._columns_for = -1
         self.reload()
-        table.focus()
+        self.query_one("#cases", DataTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._columns_for:
+            self.fill(self.query_one("#search", Input).value)
+
+    def _columns(self) -> list[tuple[str, str, int]]:
+        """The columns that fit this width, the title first and as wide as the rest allows."""
+        width = self.size.width or 80
+        shown = [(label, key, w) for label, key, w, need in COLUMNS if width >= need]
+        # each column also takes 2 cells of padding; 2 more for the scroll bar
+        rest = sum(w + 2 for _, _, w in shown) + 4
+        longest = max((len(c.title) for c in self.cases), default=TITLE_MIN)
+        return [("Case", "case", max(TITLE_MIN, min(longest, width - rest))), *shown]
 
     def reload(self) -> None:
         """Re-read installed cases and this trainee's scores (after a debrief, say)."""
@@ -95,27 +108,33 @@ class LibraryScreen(EdgeScreen):
         title = f"Cases for {who}: {len(self.cases)} installed"
         if not self.cases:
             title += " (press i to install packs from a USB stick)"
+        if any("DEMO" in c.publisher for c in self.cases):
+            title += "; DEMO cases from a publisher nobody vetted"
         self.query_one("#library-title", Label).update(title)
         self.fill(self.query_one("#search", Input).value)
 
     def fill(self, query: str) -> None:
         table = self.query_one("#cases", DataTable)
-        table.clear()
+        columns = self._columns()
+        table.clear(columns=True)
+        for label, key, width in columns:
+            table.add_column(label, key=key, width=width)
+        self._columns_for = self.size.width
+        values = {
+            "level": lambda c: c.difficulty,
+            "specialty": lambda c: c.specialty,
+            "publisher": lambda c: c.publisher,
+        }
         for c in self.cases:
             if not matches(c, query):
                 continue
-            best = f"{self.best[c.id]:.0%}" if c.id in self.best else "-"
+            best = percent(self.best[c.id]) if c.id in self.best else "-"
             # The title, not the id: ids often name the diagnosis ("typhoid-fever-adult").
-            table.add_row(
-                c.title,
-                best,
-                self.status_of(c.id),
-                c.difficulty,
-                c.specialty,
-                c.patient,
-                c.publisher,
-                key=c.id,
-            )
+            # A title longer than its column wraps onto a second line rather than being cut.
+            lines = textwrap.wrap(c.title, columns[0][2]) or [""]
+            cells = ["\n".join(lines), best, self.status_of(c.id)]
+            cells += [values[key](c) for _, key, _ in columns[3:]]
+            table.add_row(*cells, key=c.id, height=len(lines))
 
     def status_of(self, case_id: str) -> str:
         if case_id in self.unfinished:

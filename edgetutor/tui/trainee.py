@@ -5,11 +5,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Label, OptionList
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from ..errors import EdgeTutorError
-from .base import EdgeScreen, StatusBar, report
+from .base import EdgeScreen, StatusBar, footer, report
 
 
 class TraineeScreen(EdgeScreen):
@@ -25,7 +25,7 @@ class TraineeScreen(EdgeScreen):
             yield Label("New trainee (type a name, then Enter):")
             yield Input(placeholder="name", id="new-trainee")
         yield StatusBar(id="status")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         trainees = self.query_one("#trainees", OptionList)

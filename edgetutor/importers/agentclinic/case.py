@@ -36,10 +36,19 @@ _SEX_SPECIFIC = re.compile(
 
 
 def _specialty(dx: str, objective: str, age: int) -> str:
-    for pattern, name in _SPECIALTIES:
+    for pattern, name, _ in _SPECIALTIES:
         if re.search(pattern, dx, re.I):
             return name if age >= CHILD_AGE or name in ("psychiatry",) else f"paediatrics ({name})"
     return "paediatrics" if age < CHILD_AGE else "general medicine"
+
+
+def _competencies(dx: str, age: int) -> list[str]:
+    """The controlled competencies of the case (cases/competencies.yaml), from its diagnosis's
+    area (never the diagnosis itself), and the child-health one for a child."""
+    found = [comp for pattern, _, comp in _SPECIALTIES if re.search(pattern, dx, re.I)][:1]
+    if age < CHILD_AGE:
+        found.append("child-health-imci")
+    return found or ["test-stewardship"]  # a USMLE station trains the choice of tests at least
 
 
 def case_id(number: int) -> str:
@@ -187,6 +196,7 @@ def _convert(record: dict[str, Any], number: int, line: int) -> tuple[dict[str, 
         "version": 1,
         "language": "en",
         "specialty": _specialty(dx.name, objective, demo.age_years),
+        "competencies": _competencies(dx.name, demo.age_years),
         "difficulty": "intermediate",
         "setting": (
             "Hospital (USMLE-style OSCE station): laboratory, imaging and specialist tests are available, "

@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from ...cases.codes import EXAM_CODES, TEST_CODES
+from ...cases.schema import CompetencyId
 
 
 def _split(value: Any) -> Any:
@@ -85,7 +86,7 @@ class Language(_Table):
 class Diagnoses(_Table):
     known_synonyms: dict[str, tuple[str, ...]]
     generic_words: Words
-    specialties: list[tuple[Regex, str]]
+    specialties: list[tuple[Regex, str, CompetencyId]]
 
 
 class Patient(_Table):
