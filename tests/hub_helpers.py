@@ -98,6 +98,11 @@ class Hub:
     def get(self, path: str) -> tuple[int, Any]:
         return self.request("GET", path)
 
+    def get_text(self, path: str) -> tuple[int, str]:
+        """(status, body as text) of a GET: pages, CSV, and errors as their JSON text."""
+        status, body = self.request("GET", path)
+        return status, body.decode("utf-8") if isinstance(body, bytes) else json.dumps(body)
+
     def post(self, path: str, body: Any, idem: str | None = None) -> tuple[int, Any]:
         return self.request("POST", path, body, {"Idempotency-Key": idem} if idem else None)
 

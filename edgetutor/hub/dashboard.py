@@ -1,25 +1,45 @@
-"""The coordinators' dashboard: one server-rendered HTML page, no script, no external files.
+"""The coordinators' dashboard: server-rendered HTML pages, no external files.
 
-Everything shown that came from a device (trainee names, case titles, labels, anomaly reasons)
-passes through `_e` (html.escape) before it is placed in the page; the page is also served with
-a Content-Security-Policy that allows no script at all. Charts are plain HTML/CSS bars, so the
-page works offline and on any browser a coordinator has.
+The overview (`render`) narrows by site, case, competency and dates (a GET form, so every view
+has an address to share), links each site to its trainees and each trainee to their attempts
+(`pages.py`), and downloads what it shows as CSV. Everything shown that came from a device
+(trainee names, case titles, labels, anomaly reasons) passes through `_e` (html.escape) before it
+is placed in a page; pages are served with a Content-Security-Policy that allows one script, the
+hub's own `/static/localtime.js` (UTC times shown in the reader's local time; without it they
+stay in UTC). Charts are plain HTML/CSS bars with the pass mark drawn, so the pages work offline
+on any browser, down to a 360-pixel phone.
 """
 
 from __future__ import annotations
 
+import csv
 import html
+import io
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 from .. import __version__
+from ..scoring.outcome import outcome, plural
 from .db import HubDB, now
-from .report import BINS, overview
+from .report import BINS, Attempt, Filters, overview
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2733;background:#f4f6f8}
 header{background:#1f4e79;color:#fff;padding:14px 24px}header h1{margin:0;font-size:1.4em}
 header p{margin:4px 0 0;opacity:.85;font-size:.9em}
 main{padding:16px 24px;max-width:1200px}
+a{color:#1a5c9e}a:focus,button:focus,input:focus,select:focus{outline:3px solid #f0a500;outline-offset:1px}
+.scroll{overflow-x:auto;max-width:100%}
+form.filters{display:flex;flex-wrap:wrap;gap:8px 12px;align-items:flex-end}
+form.filters label{display:flex;flex-direction:column;font-size:.85em;color:#33404d}
+form.filters select,form.filters input{font-size:1em;padding:4px;max-width:100%;min-width:0}
+form.filters button,a.button{background:#1f4e79;color:#fff;border:0;border-radius:4px;padding:6px 12px;
+font-size:.95em;text-decoration:none;display:inline-block}
+.hist{position:relative}.passmark{position:absolute;top:0;bottom:0;border-left:2px dashed #a93226}
+.legend{font-size:.75em;color:#a93226}
+@media (max-width:600px){main{padding:10px}header{padding:10px 12px}.card{min-width:0;flex:1 1 40%}
+.meter{width:80px}th,td{padding:3px 4px}}
 section{background:#fff;border:1px solid #d8dee4;border-radius:6px;padding:12px 16px;margin:0 0 16px}
 h2{font-size:1.1em;margin:0 0 10px}
 .cards{display:flex;gap:12px;flex-wrap:wrap}
@@ -52,7 +72,31 @@ def _pct(value: float | None) -> str:
 
 
 def _when(stamp: str | None) -> str:
-    return "never" if not stamp else _e(stamp[:16].replace("T", " ") + " UTC")
+    """A time as the reader's local time (localtime.js), UTC until the script has run."""
+    if not stamp:
+        return "never"
+    return f'<time datetime="{_e(stamp)}">{_e(stamp[:16].replace("T", " "))} UTC</time>'
+
+
+def _link(path: str, query: dict[str, str], text: str) -> str:
+    return f'<a href="{_e(path + ("?" + urlencode(query) if query else ""))}">{text}</a>'
+
+
+def page(title: str, body: list[str], heading: str | None = None) -> str:
+    """A whole page: head, header and `body`, escaped by the caller."""
+    return "\n".join(
+        [
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width,initial-scale=1">',
+            f"<title>{_e(title)} · EdgeTutor hub</title><style>{STYLE}</style>",
+            '<script src="/static/localtime.js" defer></script></head><body>',
+            f"<header><h1>{_e(heading or title)}</h1>",
+            f"<p>Generated {_when(now())} · EdgeTutor {_e(__version__)} · "
+            '<a href="/" style="color:#fff">overview</a></p></header><main>',
+            *body,
+            "</main></body></html>",
+        ]
+    )
 
 
 def _meter(level: float | None) -> str:
@@ -61,25 +105,58 @@ def _meter(level: float | None) -> str:
     return f'<span class="meter"><i class="{cls}" style="width:{level * 100:.0f}%"></i></span>'
 
 
-def _histogram(counts: list[int]) -> str:
+def _histogram(counts: list[int], pass_mark: float | None = None) -> str:
     top = max(counts) or 1
     bars = "".join(
         f'<div class="bar" title="{i * 10}-{(i + 1) * 10}%: {n}"><span>{n or ""}</span>'
         f'<i style="height:{n / top * 80:.0f}%"></i></div>'
         for i, n in enumerate(counts)
     )
-    return f'<div class="hist">{bars}</div><div class="axis"><span>0%</span><span>50%</span><span>100%</span></div>'
+    mark = legend = ""
+    if pass_mark is not None:
+        mark = f'<div class="passmark" style="left:{pass_mark * 100:.0f}%" title="pass mark {_pct(pass_mark)}"></div>'
+        legend = f'<div class="legend">dashed line: pass mark {_pct(pass_mark)}</div>'
+    return (
+        f'<div class="hist">{bars}{mark}</div>'
+        f'<div class="axis"><span>0%</span><span>50%</span><span>100%</span></div>{legend}'
+    )
 
 
-def render(db: HubDB) -> str:
-    """The whole dashboard page for the current state of the database."""
-    data = overview(db)
+def _select(name: str, label: str, options: list[tuple[str, str]], chosen: str | None) -> str:
+    opts = ['<option value="">all</option>'] + [
+        f'<option value="{_e(v)}"{" selected" if v == chosen else ""}>{_e(t)}</option>' for v, t in options
+    ]
+    return (
+        f'<label for="f-{name}">{label}<select id="f-{name}" name="{name}">{"".join(opts)}</select></label>'
+    )
+
+
+def filter_form(data: dict[str, Any], f: Filters) -> str:
+    c = data["choices"]
+    return "".join(
+        [
+            '<section id="filters"><h2>Show</h2><form class="filters" method="get" action="/">',
+            _select("site", "Site", [(s, s) for s in c["sites"]], f.site),
+            _select("case", "Case", [(i, t) for i, t in c["cases"]], f.case),
+            _select("competency", "Competency", [(x, x) for x in c["competencies"]], f.competency),
+            f'<label for="f-since">From<input id="f-since" type="date" name="since" value="{_e(f.since or "")}"></label>',
+            f'<label for="f-until">To<input id="f-until" type="date" name="until" value="{_e(f.until or "")}"></label>',
+            "<button type=submit>Apply</button>",
+            _link("/", {}, "Clear"),
+            " ",
+            f'<a class="button" href="{_e("/export.csv" + ("?" + urlencode(f.query()) if f.query() else ""))}"'
+            " download>Download CSV of these attempts</a>",
+            "</form></section>",
+        ]
+    )
+
+
+def render(db: HubDB, filters: Filters | None = None) -> str:
+    """The overview page for the current state of the database, narrowed by `filters`."""
+    f = filters or Filters()
+    data = overview(db, f)
     parts = [
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width,initial-scale=1">',
-        f"<title>EdgeTutor hub</title><style>{STYLE}</style></head><body>",
-        "<header><h1>EdgeTutor hub: cohort progress</h1>",
-        f"<p>Generated {_when(now())} · EdgeTutor {_e(__version__)}</p></header><main>",
+        filter_form(data, f),
         '<div class="cards">',
         f'<div class="card" id="trainees">Trainees<b>{data["trainees"]}</b></div>',
         f'<div class="card" id="attempts">Attempts<b>{data["attempts"]}</b></div>',
@@ -90,31 +167,52 @@ def render(db: HubDB) -> str:
         "</div><br>",
     ]
 
+    parts.append('<section id="sites"><h2>Sites</h2>')
+    if data["by_site"]:
+        parts.append(
+            '<div class="scroll"><table><tr><th>Site</th><th>Trainees</th><th>Attempts</th>'
+            "<th>Pass rate</th><th>Mean score</th></tr>"
+        )
+        for r in data["by_site"]:
+            parts.append(
+                f"<tr><td>{_link('/', f.query(site=r['site']), _e(r['site']))}</td>"
+                f"<td class=n>{r['trainees']}</td><td class=n>{r['attempts']}</td>"
+                f"<td class=n>{_pct(r['pass_rate'])}</td><td class=n>{_pct(r['mean_score'])}</td></tr>"
+            )
+        parts.append("</table></div>")
+    else:
+        parts.append('<p class="muted">No results match.</p>')
+    parts.append("</section>")
+
     parts.append('<section id="trainee-progress"><h2>Trainees</h2>')
     if data["by_trainee"]:
         parts.append(
-            "<table><tr><th>Site</th><th>Trainee</th><th>Attempts</th><th>Cases</th><th>Pass rate</th>"
-            "<th>Mean score</th><th>Weakest competency</th><th>Last attempt</th></tr>"
+            '<div class="scroll"><table><tr><th>Site</th><th>Trainee</th><th>Attempts</th><th>Cases</th>'
+            "<th>Pass rate</th><th>Mean score</th><th>Weakest competency</th><th>Last attempt</th></tr>"
         )
         for r in data["by_trainee"]:
+            who = _link("/trainee", {"site": r["site"], "name": r["trainee"]}, _e(r["trainee"]))
             parts.append(
-                f"<tr><td>{_e(r['site'])}</td><td>{_e(r['trainee'])}</td><td class=n>{r['attempts']}</td>"
+                f"<tr><td>{_e(r['site'])}</td><td>{who}</td><td class=n>{r['attempts']}</td>"
                 f"<td class=n>{r['cases']}</td><td class=n>{_pct(r['pass_rate'])}</td>"
                 f"<td class=n>{_pct(r['mean_score'])}</td><td>{_e(r['weakest'])}</td>"
                 f"<td>{_when(r['last_attempt'])}</td></tr>"
             )
-        parts.append("</table>")
+        parts.append("</table></div>")
     else:
         parts.append('<p class="muted">No results received yet.</p>')
     parts.append("</section>")
 
     parts.append(f'<section id="case-scores"><h2>Score distribution per case ({BINS} bands of 10%)</h2>')
     parts.append('<div class="cases">')
+    marks = pass_marks(db)
     for r in data["by_case"]:
+        title = _link("/", f.query(case=r["case_id"]), _e(r["title"]))
         parts.append(
-            f'<div class="case"><h3>{_e(r["title"])}</h3>'
-            f"<p>{r['attempts']} attempt(s) by {r['trainees']} trainee(s) · mean {_pct(r['mean_score'])}"
-            f" · pass rate {_pct(r['pass_rate'])}</p>{_histogram(r['histogram'])}</div>"
+            f'<div class="case"><h3>{title}</h3>'
+            f"<p>{plural(r['attempts'], 'attempt')} by {plural(r['trainees'], 'trainee')} · mean "
+            f"{_pct(r['mean_score'])} · pass rate {_pct(r['pass_rate'])}</p>"
+            f"{_histogram(r['histogram'], marks.get(r['case_id']))}</div>"
         )
     parts.append("</div>" + ("" if data["by_case"] else '<p class="muted">No cases attempted yet.</p>'))
     parts.append("</section>")
@@ -122,14 +220,16 @@ def render(db: HubDB) -> str:
     parts.append('<section id="competencies"><h2>Competencies, weakest first</h2>')
     if data["competencies"]:
         parts.append(
-            "<table><tr><th>Competency</th><th>Level</th><th></th><th>Trainees</th><th>Cases</th></tr>"
+            '<div class="scroll"><table><tr><th>Competency</th><th>Level</th><th></th><th>Trainees</th>'
+            "<th>Cases</th></tr>"
         )
         for r in data["competencies"]:
+            name = _link("/", f.query(competency=r["competency"]), _e(r["competency"]))
             parts.append(
-                f"<tr><td>{_e(r['competency'])}</td><td class=n>{_pct(r['level'])}</td>"
+                f"<tr><td>{name}</td><td class=n>{_pct(r['level'])}</td>"
                 f"<td>{_meter(r['level'])}</td><td class=n>{r['trainees']}</td><td class=n>{r['cases']}</td></tr>"
             )
-        parts.append("</table>")
+        parts.append("</table></div>")
     else:
         parts.append('<p class="muted">No competencies yet.</p>')
     parts.append("</section>")
@@ -137,7 +237,7 @@ def render(db: HubDB) -> str:
     parts.append('<section id="device-list"><h2>Devices</h2>')
     if data["devices"]:
         parts.append(
-            "<table><tr><th>Device</th><th>Site</th><th>Label</th><th>Last sync</th><th>Acked seq</th>"
+            '<div class="scroll"><table><tr><th>Device</th><th>Site</th><th>Label</th><th>Last sync</th>'
             "<th>Attempts</th><th>Anomalies</th><th>Status</th></tr>"
         )
         for d in data["devices"]:
@@ -145,11 +245,17 @@ def render(db: HubDB) -> str:
             anomalies = f'<span class="warn">{d["anomalies"]}</span>' if d["anomalies"] else "0"
             parts.append(
                 f"<tr><td><code>{_e(d['device_id'])}</code></td><td>{_e(d['site'])}</td><td>{_e(d['label'])}</td>"
-                f"<td>{_when(d['last_sync'])}</td><td class=n>{d['acked_seq']}</td><td class=n>{d['attempts']}</td>"
+                f"<td>{_when(d['last_sync'])}</td><td class=n>{d['attempts']}</td>"
                 f"<td class=n>{anomalies}</td><td>{status}</td></tr>"
             )
-        parts.append("</table>")
-    else:
+        parts.append("</table></div>")
+    tokens = data["open_tokens"]
+    if tokens:
+        parts.append(
+            f'<p class="muted">{plural(tokens, "enrolment token")} issued and not used yet: '
+            "the device enrols at its first sync.</p>"
+        )
+    elif not data["devices"]:
         parts.append(
             '<p class="muted">No devices enrolled. Issue a token with <code>edgetutor hub enroll</code>.</p>'
         )
@@ -158,15 +264,47 @@ def render(db: HubDB) -> str:
     parts.append('<section id="anomalies"><h2>Anomalies (latest 50)</h2>')
     if data["anomalies"]:
         parts.append(
-            "<table><tr><th>When</th><th>Via</th><th>Device</th><th>Kind</th><th>Seq</th><th>Reason</th></tr>"
+            '<div class="scroll"><table><tr><th>When</th><th>Via</th><th>Device</th><th>Kind</th><th>Seq</th>'
+            "<th>Reason</th></tr>"
         )
         for a in data["anomalies"]:
             parts.append(
                 f"<tr><td>{_when(a['at'])}</td><td>{_e(a['via'])}</td><td><code>{_e(a['device_id'])}</code></td>"
                 f"<td>{_e(a['kind'])}</td><td class=n>{_e(a['seq'])}</td><td>{_e(a['reason'])}</td></tr>"
             )
-        parts.append("</table>")
+        parts.append("</table></div>")
     else:
         parts.append('<p class="muted">None: every result received so far chained and verified.</p>')
-    parts.append("</section></main></body></html>")
-    return "\n".join(parts)
+    parts.append("</section>")
+    return page("Cohort progress", parts, "EdgeTutor hub: cohort progress")
+
+
+def pass_marks(db: HubDB) -> dict[str, float]:
+    """Each case's pass mark, as its latest result carried it (for the histograms' line)."""
+    marks: dict[str, float] = {}
+    for r in db.rows(
+        "SELECT case_id, body FROM events WHERE case_id IS NOT NULL AND score IS NOT NULL ORDER BY received"
+    ):
+        try:
+            mark = json.loads(r["body"])["payload"]["score"]["pass_mark"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(mark, int | float) and 0 <= mark <= 1:
+            marks[r["case_id"]] = float(mark)
+    return marks
+
+
+CSV_COLUMNS = ("ended_utc", "site", "trainee", "case_id", "case_title", "score", "outcome", "competencies")
+
+
+def attempts_csv(items: list[Attempt]) -> str:
+    """The attempts as CSV (what the overview shows with the same filters)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for a in items:
+        row = [a.ended, a.site, a.trainee, a.case_id, a.title, f"{a.score:.3f}", outcome(a.passed),
+               "; ".join(a.competencies)]  # fmt: skip
+        # a spreadsheet would run a cell that starts with = + - @ as a formula: names come from devices
+        writer.writerow(["'" + v if v.startswith(("=", "+", "-", "@", "\t", "\r")) else v for v in row])
+    return out.getvalue()

@@ -14,11 +14,12 @@ Choices (documented in docs/hub.md):
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,54 @@ class Attempt:
     score: float
     passed: bool
     ended: str
+    event_id: str = ""  # the result's event: the attempt page's address
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a coordinator narrowed the dashboard to (all None: everything)."""
+
+    site: str | None = None
+    case: str | None = None
+    competency: str | None = None
+    since: str | None = None  # YYYY-MM-DD, inclusive (UTC dates)
+    until: str | None = None  # YYYY-MM-DD, inclusive
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> Filters:
+        """From a query string. Raises ValueError (one line) for a malformed date or range."""
+        values: dict[str, str | None] = {}
+        for key in ("site", "case", "competency", "since", "until"):
+            value = (params.get(key) or "").strip()
+            values[key] = value[:200] or None
+        for key in ("since", "until"):
+            day = values[key]
+            if day is not None:
+                try:
+                    dt.date.fromisoformat(day)
+                except ValueError:
+                    raise ValueError(f"{key} must be a date like 2026-12-31 (got {day[:40]!r})") from None
+        if values["since"] and values["until"] and values["since"] > values["until"]:
+            raise ValueError("the start date is after the end date")
+        return cls(**values)
+
+    def keep(self, a: Attempt) -> bool:
+        day = a.ended[:10]
+        return (
+            (self.site is None or a.site == self.site)
+            and (self.case is None or a.case_id == self.case)
+            and (self.competency is None or self.competency in a.competencies)
+            and (self.since is None or day >= self.since)
+            and (self.until is None or day <= self.until)
+        )
+
+    def query(self, **changes: str | None) -> dict[str, str]:
+        """These filters (with `changes`) as query parameters, empty ones left out."""
+        values = {
+            **{k: getattr(self, k) for k in ("site", "case", "competency", "since", "until")},
+            **changes,
+        }
+        return {k: v for k, v in values.items() if v}
 
 
 def _mean(values: Iterable[float]) -> float | None:
@@ -123,6 +172,7 @@ def attempts(db: HubDB) -> list[Attempt]:
             score=min(max(float(r["score"]), 0.0), 1.0),
             passed=bool(r["passed"]),
             ended=r["ended"] or r["created"],
+            event_id=r["event_id"],
         )
         by_attempt[(r["device_id"], r["attempt_id"] or r["event_id"])] = attempt
     return sorted(by_attempt.values(), key=lambda a: a.ended)
@@ -169,6 +219,22 @@ def competency_levels(items: list[Attempt]) -> dict[str, dict[str, Any]]:
         }
         for c in levels
     }
+
+
+def _sites(items: list[Attempt]) -> list[dict[str, Any]]:
+    groups: dict[str, list[Attempt]] = defaultdict(list)
+    for a in items:
+        groups[a.site].append(a)
+    return [
+        {
+            "site": site,
+            "trainees": len({a.trainee for a in group}),
+            "attempts": len(group),
+            "pass_rate": _rate([a.passed for a in group]),
+            "mean_score": _mean(a.score for a in _latest(group).values()),
+        }
+        for site, group in sorted(groups.items())
+    ]
 
 
 def _by_trainee(items: list[Attempt]) -> list[dict[str, Any]]:
@@ -284,14 +350,25 @@ def build_report(db: HubDB, by: str) -> dict[str, Any]:
     return {"by": by, "generated": now(), "columns": list(COLUMNS[by]), "rows": rows}
 
 
-def overview(db: HubDB) -> dict[str, Any]:
-    """Everything the dashboard shows, read in one snapshot."""
+def overview(db: HubDB, filters: Filters | None = None) -> dict[str, Any]:
+    """Everything the dashboard shows, read in one snapshot (only the attempts `filters` keep)."""
     with db.snapshot():
-        items = attempts(db)
+        every = attempts(db)
+        items = [a for a in every if filters is None or filters.keep(a)]
+        tokens = db.rows("SELECT count(*) AS n FROM tokens WHERE used_by IS NULL")[0]["n"]
         devices = _by_device(db, items)
         anomalies = db.anomalies(50)
         practice = db.practice_count()
     return {
+        "items": items,
+        # what the filter form offers: every site, case and competency, whatever is chosen now
+        "choices": {
+            "sites": sorted({a.site for a in every}),
+            "cases": sorted({(a.case_id, a.title) for a in every}, key=lambda c: c[1]),
+            "competencies": sorted({c for a in every for c in a.competencies}),
+        },
+        "open_tokens": int(tokens),
+        "by_site": _sites(items),
         "practice": practice,
         "trainees": len({(a.site, a.trainee) for a in items}),
         "attempts": len(items),

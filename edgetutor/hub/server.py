@@ -29,13 +29,18 @@ from . import HubError
 from .catalogue import catalogue, pack_file
 from .db import HubDB
 from .ingest import enroll, idempotency_hash, ingest, parse_json
+from .report import Filters
 
 log = logging.getLogger("edgetutor.hub")
 
 # A batch of 200 results is ~0.5 MB; a request is refused past this, before it is read whole.
 MAX_BODY = 16 * 1024 * 1024
 # The dashboard runs no script at all: even a name that slipped past escaping could not execute.
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+# One script, the hub's own (local times); forms only to this hub (the dashboard's GET filters).
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def _error(message: str, status: int) -> JSONResponse:
@@ -189,9 +194,61 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
         from .dashboard import render
 
         local_only(request)
-        page = await run_in_threadpool(render, db)
+        page = await run_in_threadpool(render, db, _filters(request))
+        return _html(page)
+
+    def _filters(request: Request) -> Filters:
+        try:
+            return Filters.parse(request.query_params)
+        except ValueError as err:
+            raise HubError(str(err), 400) from None
+
+    def _html(page: str, status: int = 200) -> Response:
         return HTMLResponse(
-            page, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+            page,
+            status_code=status,
+            headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def trainee_ep(request: Request) -> Response:
+        from .pages import NotFound, trainee_page
+
+        local_only(request)
+        site, name = request.query_params.get("site", ""), request.query_params.get("name", "")
+        try:
+            return _html(await run_in_threadpool(trainee_page, db, site, name))
+        except NotFound as err:
+            raise HubError(str(err), 404) from None
+
+    async def attempt_ep(request: Request) -> Response:
+        from .pages import NotFound, attempt_page
+
+        local_only(request)
+        try:
+            return _html(await run_in_threadpool(attempt_page, db, request.path_params["event_id"]))
+        except NotFound as err:
+            raise HubError(str(err), 404) from None
+
+    async def export_ep(request: Request) -> Response:
+        from .dashboard import attempts_csv
+        from .report import overview
+
+        local_only(request)
+        filters = _filters(request)
+        data = await run_in_threadpool(overview, db, filters)
+        return Response(
+            attempts_csv(data["items"]),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="edgetutor-attempts.csv"'},
+        )
+
+    async def localtime_js(request: Request) -> Response:
+        from .pages import LOCALTIME_JS
+
+        return Response(
+            LOCALTIME_JS,
+            media_type="text/javascript; charset=utf-8",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=3600"},
         )
 
     async def on_hub_error(request: Request, exc: Exception) -> Response:
@@ -214,6 +271,10 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
     api = protocol.API
     routes = [
         Route("/", dashboard_ep),
+        Route("/trainee", trainee_ep),
+        Route("/attempt/{event_id}", attempt_ep),
+        Route("/export.csv", export_ep),
+        Route("/static/localtime.js", localtime_js),
         Route("/robots.txt", robots),
         Route(f"{api}/ping", ping),
         Route(f"{api}/enroll", enroll_ep, methods=["POST"]),
