@@ -535,7 +535,7 @@ def test_report_by_trainee(cohort_hub: Hub) -> None:
     # Same person on two laptops of one site; malaria retried: latest 0.8 counts, with pneumonia 0.9.
     assert (amina["devices"], amina["attempts"], amina["cases"], amina["passed"]) == (2, 3, 2, 2)
     assert amina["mean_score"] == 0.85 and amina["pass_rate"] == 0.667
-    assert amina["weakest"] == "malaria (0.80)"
+    assert amina["weakest"] == "malaria (80%)"
     rows_ = {(r["site"], r["trainee"]): r for r in report(cohort_hub, "trainee", "csv")}
     assert rows_[("Site A", "Amina")]["mean_score"] == "0.850"
     assert rows_[("Site B", "Baraka")]["pass_rate"] == "0.000"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cases.schema import competency_labels
+from ..scoring.outcome import percent
 from ..textsafe import one_line
 from .db import HubDB, now
 
@@ -256,7 +257,7 @@ def _by_trainee(items: list[Attempt]) -> list[dict[str, Any]]:
                 "passed": sum(a.passed for a in group),
                 "pass_rate": _rate([a.passed for a in group]),
                 "mean_score": _mean(a.score for a in latest.values()),
-                "weakest": f"{weakest['competency']} ({weakest['level']:.2f})" if weakest else "",
+                "weakest": f"{weakest['competency']} ({percent(weakest['level'])})" if weakest else "",
                 "last_attempt": group[-1].ended,
             }
         )
