@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 class Hub:
     """`edgetutor hub serve --port 0` on 127.0.0.1, started and stopped by the caller."""
 
-    def __init__(self, db: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, db: Path, extra_env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.db = db
         self.proc = subprocess.Popen(
             [
@@ -45,6 +47,7 @@ class Hub:
                 "127.0.0.1",
                 "--port",
                 "0",
+                *extra_args,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -40,26 +40,61 @@ def hub() -> None:
     is_flag=True,
     help="Serve the dashboard and reports to other machines too (they have no login).",
 )
-def hub_serve(db_path: Path, host: str, port: int, log_level: str, dashboard_from_anywhere: bool) -> None:
+@click.option(
+    "--per-address",
+    default="50/s:200",
+    show_default=True,
+    help="Requests each client address may make (rate/s:burst); more get 429.",
+)
+@click.option(
+    "--per-device",
+    default="10/s:20",
+    show_default=True,
+    help="Result batches each device may send (rate/s:burst); more get 429.",
+)
+def hub_serve(
+    db_path: Path,
+    host: str,
+    port: int,
+    log_level: str,
+    dashboard_from_anywhere: bool,
+    per_address: str,
+    per_device: str,
+) -> None:
     """Serve the sync API and the coordinators' dashboard (/) until stopped."""
+    from .limits import Rate
     from .server import serve
 
-    serve(db_path, host, port, log_level, dashboard_from_anywhere)
+    try:
+        address_rate, device_rate = Rate.parse(per_address), Rate.parse(per_device)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    serve(db_path, host, port, log_level, dashboard_from_anywhere, address_rate, device_rate)
 
 
 @hub.command("enroll")
 @DB_OPTION
 @click.option("--site", required=True, help="The site (clinic, school) the device will belong to.")
 @click.option("--label", default=None, help="A name for the device shown in listings.")
-def hub_enroll(db_path: Path, site: str, label: str | None) -> None:
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True, max=90),
+    default=7,
+    show_default=True,
+    help="How long the token can be used.",
+)
+def hub_enroll(db_path: Path, site: str, label: str | None, days: float) -> None:
     """Issue a single-use enrollment token for one device at SITE (only its hash is stored)."""
     from .db import HubDB
     from .ingest import new_token
 
     with HubDB(db_path) as db:
-        token = new_token(db, site, label)
+        token = new_token(db, site, label, days)
     click.echo(token)
-    click.echo(f"Single-use enrollment token for site {site!r}: give it to the device once.", err=True)
+    click.echo(
+        f"Single-use enrollment token for site {site!r}, valid for {days:g} days: give it to the device once.",
+        err=True,
+    )
 
 
 @hub.command("devices")

@@ -133,6 +133,16 @@ def m002_practice(db: HubDB) -> None:
     db.run(f"UPDATE events SET practice = 1 WHERE pack_id IN ({marks})", DEMO_PACK_IDS)
 
 
+@migration
+def m003_token_expiry(db: HubDB) -> None:
+    # Enrolment tokens expire (TOKEN_DAYS after they were issued unless told otherwise); a token
+    # issued before this column existed expires TOKEN_DAYS after its creation.
+    db.run("ALTER TABLE tokens ADD COLUMN expires TEXT")
+
+
+TOKEN_DAYS = 7
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     id: str
@@ -259,10 +269,22 @@ class HubDB:
                 self.run("INSERT INTO hub_migrations (name, applied) VALUES (?, ?)", (name, now()))
 
     # -- tokens --------------------------------------------------------------------------------
-    def add_token(self, token: str, site: str, label: str | None) -> None:
+    def add_token(self, token: str, site: str, label: str | None, days: float = TOKEN_DAYS) -> str:
+        """Store the token's hash; return when it expires (ISO UTC)."""
+        issued = dt.datetime.now(dt.UTC)
+        expires = (issued + dt.timedelta(days=days)).isoformat(timespec="milliseconds")
         self.run(
-            "INSERT INTO tokens (hash, site, label, created) VALUES (?, ?, ?, ?)",
-            (token_hash(token), site, label, now()),
+            "INSERT INTO tokens (hash, site, label, created, expires) VALUES (?, ?, ?, ?, ?)",
+            (token_hash(token), site, label, issued.isoformat(timespec="milliseconds"), expires),
+        )
+        return expires
+
+    def open_tokens(self) -> int:
+        """Tokens issued, not used and not expired."""
+        return int(
+            self.rows("SELECT count(*) AS n FROM tokens WHERE used_by IS NULL AND expires > ?", (now(),))[0][
+                "n"
+            ]
         )
 
     def token(self, token: str) -> dict[str, Any] | None:
@@ -386,6 +408,16 @@ class HubDB:
             "INSERT INTO idempotency (device_id, idem_key, request_hash, response, created) VALUES (?, ?, ?, ?, ?)",
             (device_id, key, request_hash, response, now()),
         )
+
+    def prune_idempotency(self, days: int) -> int:
+        """Forget idempotency records older than `days`; return how many. A batch replayed after
+        that is still answered right: the event chain marks events it holds as duplicates."""
+        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat(timespec="milliseconds")
+        with self.write():
+            before = int(self.rows("SELECT count(*) AS n FROM idempotency")[0]["n"])
+            self.run("DELETE FROM idempotency WHERE created < ?", (cutoff,))
+            after = int(self.rows("SELECT count(*) AS n FROM idempotency")[0]["n"])
+        return before - after
 
     # -- pack catalogue ------------------------------------------------------------------------
     def pack(self, digest: str) -> dict[str, Any] | None:

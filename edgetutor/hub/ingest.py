@@ -16,6 +16,7 @@ Ingest rules for one batch from device D (one transaction; see docs/hub.md):
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from ..packs.signing import key_id, parse_public_key
 from ..packs.trust import DEMO_PACK_IDS
 from ..sync import protocol
 from . import HubError
-from .db import Device, HubDB, now, token_hash
+from .db import TOKEN_DAYS, Device, HubDB, now, token_hash
 
 log = logging.getLogger("edgetutor.hub")
 
@@ -70,14 +71,16 @@ class BatchResult:
         }
 
 
-def new_token(db: HubDB, site: str, label: str | None = None) -> str:
-    """Issue a single-use enrollment token for `site`; only its hash is stored."""
+def new_token(db: HubDB, site: str, label: str | None = None, days: float = TOKEN_DAYS) -> str:
+    """Issue a single-use enrollment token for `site`, valid for `days`; only its hash is stored."""
     site = site.strip()
     if not site:
         raise HubError("the site name must not be empty")
+    if not 0 < days <= 90:
+        raise HubError("an enrollment token is valid for more than 0 and at most 90 days")
     token = secrets.token_urlsafe(24)
     with db.write():
-        db.add_token(token, site, (label or "").strip() or None)
+        db.add_token(token, site, (label or "").strip() or None, days)
     return token
 
 
@@ -147,6 +150,14 @@ def enroll(
         if existing is not None:
             raise HubError(
                 f"device {device_id} is already enrolled" + (" and revoked" if existing.revoked else "")
+            )
+        expires = row.get("expires") or (
+            dt.datetime.fromisoformat(row["created"]) + dt.timedelta(days=TOKEN_DAYS)
+        ).isoformat(timespec="milliseconds")
+        if expires <= now():
+            raise HubError(
+                f"enrollment token expired on {expires[:10]}: ask the coordinator for a new one "
+                "(edgetutor hub enroll)"
             )
         label = row["label"] or label or None
         db.add_device(device_id, public_key, row["site"], label, row["hash"], via, protocol.GENESIS)

@@ -356,7 +356,7 @@ def overview(db: HubDB, filters: Filters | None = None) -> dict[str, Any]:
     with db.snapshot():
         every = attempts(db)
         items = [a for a in every if filters is None or filters.keep(a)]
-        tokens = db.rows("SELECT count(*) AS n FROM tokens WHERE used_by IS NULL")[0]["n"]
+        tokens = db.open_tokens()
         devices = _by_device(db, items)
         anomalies = db.anomalies(50)
         practice = db.practice_count()

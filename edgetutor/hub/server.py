@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,12 @@ from . import HubError
 from .catalogue import catalogue, pack_file
 from .db import HubDB
 from .ingest import enroll, idempotency_hash, ingest, parse_json
+from .limits import IDEMPOTENCY_DAYS, PRUNE_EVERY_S, Buckets, Rate, RateLimited
 from .report import Filters
+
+# Per client address and per device (docs/hub.md; `hub serve --per-address/--per-device`).
+DEFAULT_PER_ADDRESS = Rate(50.0, 200)
+DEFAULT_PER_DEVICE = Rate(10.0, 20)
 
 log = logging.getLogger("edgetutor.hub")
 
@@ -106,13 +112,32 @@ class OneLineErrors:
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
+def make_app(
+    db: HubDB,
+    dashboard_anywhere: bool = False,
+    per_address: Rate = DEFAULT_PER_ADDRESS,
+    per_device: Rate = DEFAULT_PER_DEVICE,
+) -> Starlette:
     """The hub application over an open database (the CLI and the tests both build it here).
 
     The dashboard and the report API show trainees' names and scores and have no login, so they
     answer only clients on this machine unless `dashboard_anywhere` (devices' endpoints answer
     everyone: what they accept is signed).
     """
+
+    by_address = Buckets(per_address, "address")
+    by_device = Buckets(per_device, "device")
+    pruned = [0.0]  # when idempotency records were last pruned (monotonic seconds)
+
+    def limit(request: Request, device_id: Any = None) -> None:
+        by_address.take(request.client.host if request.client else "?")
+        if isinstance(device_id, str):
+            by_device.take(device_id[:100])
+
+    def prune_now() -> None:
+        if time.monotonic() - pruned[0] >= PRUNE_EVERY_S:
+            pruned[0] = time.monotonic()
+            db.prune_idempotency(IDEMPOTENCY_DAYS)
 
     def local_only(request: Request) -> None:
         client = request.client.host if request.client else ""
@@ -129,6 +154,7 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
         )
 
     async def enroll_ep(request: Request) -> Response:
+        limit(request)
         data, _ = await _json_body(request)
         if not isinstance(data, dict):
             raise HubError("enrollment request must be a JSON object", 400)
@@ -152,9 +178,14 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
         return JSONResponse(await run_in_threadpool(work))
 
     async def events_ep(request: Request) -> Response:
+        limit(request)
         data, body = await _json_body(request)
         if not isinstance(data, dict):
             raise HubError("a batch must be a JSON object with device_id and events", 400)
+        limit_device = data.get("device_id")
+        if isinstance(limit_device, str):
+            by_device.take(limit_device[:100])
+        await run_in_threadpool(prune_now)
         key = request.headers.get("idempotency-key")
         idem = (key[:200], idempotency_hash(body)) if key else None
         reply = await run_in_threadpool(ingest, db, data.get("device_id"), data.get("events"), "http", idem)
@@ -162,6 +193,7 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
 
     async def ack_ep(request: Request) -> Response:
         device_id = request.path_params["device_id"]
+        limit(request)
 
         def work() -> dict[str, Any]:
             device = db.device(device_id)
@@ -172,9 +204,11 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
         return JSONResponse(await run_in_threadpool(work))
 
     async def packs_ep(request: Request) -> Response:
+        limit(request)
         return JSONResponse({"packs": await run_in_threadpool(catalogue, db)})
 
     async def pack_download(request: Request) -> Response:
+        limit(request)
         digest = request.path_params["digest"]
         path = await run_in_threadpool(pack_file, db, digest)
         if path is None:
@@ -263,7 +297,10 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
             exc.status,
             one_line(str(exc), 500),
         )
-        return _error(str(exc), exc.status)
+        reply = _error(str(exc), exc.status)
+        if isinstance(exc, RateLimited):
+            reply.headers["Retry-After"] = str(exc.retry_after)
+        return reply
 
     async def robots(request: Request) -> Response:
         return PlainTextResponse("User-agent: *\nDisallow: /\n")
@@ -292,13 +329,19 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
 
 
 def serve(
-    db_path: Path, host: str, port: int, log_level: str = "warning", dashboard_anywhere: bool = False
+    db_path: Path,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    dashboard_anywhere: bool = False,
+    per_address: Rate = DEFAULT_PER_ADDRESS,
+    per_device: Rate = DEFAULT_PER_DEVICE,
 ) -> None:
     """Open the database, bind, print one line with the real address, then serve until stopped."""
     import uvicorn
 
     db = HubDB(db_path)
-    app = make_app(db, dashboard_anywhere)
+    app = make_app(db, dashboard_anywhere, per_address, per_device)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -313,7 +356,8 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = f"[{host}]" if ":" in host else host
     print(f"EdgeTutor hub listening on http://{shown}:{real_port} (db {db_path})", flush=True)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
+    # A connection idle for 15 s is closed (a slow client cannot hold a worker open).
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=15)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

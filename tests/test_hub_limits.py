@@ -1,0 +1,153 @@
+"""Credentials that expire and limits that answer clearly, on a real hub over HTTP."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgetutor.cli import make_cli
+from edgetutor.hub.db import HubDB
+from edgetutor.hub.limits import Buckets, Rate, RateLimited
+from edgetutor.sync import protocol
+from tests.hub_helpers import Device, Hub, enrolled, issue_token, rows
+
+
+def test_a_bucket_refills_at_its_rate() -> None:
+    buckets = Buckets(Rate(2.0, 3), "device")
+    for _ in range(3):
+        buckets.take("d1", now=100.0)
+    with pytest.raises(RateLimited) as err:
+        buckets.take("d1", now=100.0)
+    assert err.value.status == 429 and err.value.retry_after == 1
+    assert str(err.value) == "too many requests from this device (limit 2/s): retry in 0.5 s"
+    buckets.take("d2", now=100.0)  # another key has its own bucket
+    buckets.take("d1", now=100.5)  # half a second later: one token back
+    assert buckets.first_hit == 100.0
+    assert Rate.parse("50/s:200") == Rate(50.0, 200)
+    with pytest.raises(ValueError, match="a rate is written like 50/s:200"):
+        Rate.parse("fast")
+
+
+def test_an_expired_enrolment_token_is_refused_and_enrols_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    token = issue_token(db)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE tokens SET expires = '2020-01-01T00:00:00.000+00:00'")
+    conn.commit()
+    conn.close()
+    hub = Hub(db)
+    try:
+        status, reply = hub.post(f"{protocol.API}/enroll", Device().enroll_body(token))
+    finally:
+        hub.stop()
+    assert status == 403
+    assert reply["error"] == (
+        "enrollment token expired on 2020-01-01: ask the coordinator for a new one (edgetutor hub enroll)"
+    )
+    assert rows(db, "SELECT count(*) FROM devices") == [(0,)]
+    assert rows(db, "SELECT used_by FROM tokens") == [(None,)]
+
+
+def test_enrol_tokens_default_to_seven_days_and_the_cli_checks_the_range(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    runner = CliRunner()
+    ok = runner.invoke(make_cli(), ["hub", "enroll", "--db", str(db), "--site", "Kisumu"])
+    assert ok.exit_code == 0 and "valid for 7 days" in ok.output
+    ((created, expires),) = rows(db, "SELECT created, expires FROM tokens")
+    from datetime import datetime
+
+    span = datetime.fromisoformat(expires) - datetime.fromisoformat(created)
+    assert span.days == 7 and span.seconds == 0
+    bad = runner.invoke(make_cli(), ["hub", "enroll", "--db", str(db), "--site", "Kisumu", "--days", "365"])
+    assert bad.exit_code == 2 and "365" in bad.output
+    assert rows(db, "SELECT count(*) FROM tokens") == [(1,)]  # nothing written for the refused one
+    with HubDB(db) as hub_db:
+        assert hub_db.open_tokens() == 1
+
+
+def _post_raw(url: str, body: dict[str, object]) -> tuple[int, dict[str, str], dict[str, object]]:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, json.loads(err.read())
+
+
+def test_a_device_over_its_limit_gets_429_with_retry_after_and_nothing_is_stored(tmp_path: Path) -> None:
+    hub = Hub(tmp_path / "hub.db", extra_args=("--per-device", "0.2/s:2"))
+    try:
+        device = enrolled(hub)
+        url = hub.url + f"{protocol.API}/events"
+        answers = [_post_raw(url, {"device_id": device.id, "events": [device.event()]}) for _ in range(3)]
+    finally:
+        hub.stop()
+    (s1, _, r1), (s2, _, r2), (s3, headers, r3) = answers
+    assert (s1, s2, s3) == (200, 200, 429)
+    assert r1["accepted"] == r2["accepted"] == 1
+    assert str(r3["error"]).startswith("too many requests from this device (limit 0.2/s): retry in ")
+    assert int(headers["retry-after"]) >= 1
+    # the refused batch stored nothing: the device resends it after the wait
+    assert rows(tmp_path / "hub.db", "SELECT count(*) FROM events") == [(2,)]
+
+
+def test_old_idempotency_records_are_pruned_and_a_late_replay_still_stores_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "hub.db"
+    hub = Hub(db)
+    try:
+        device = enrolled(hub)
+        batch = {"device_id": device.id, "events": device.events(3)}
+        status, first = hub.post(f"{protocol.API}/events", batch, idem="k1")
+        assert status == 200 and first["accepted"] == 3
+    finally:
+        hub.stop()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE idempotency SET created = '2020-01-01T00:00:00.000+00:00'")
+    conn.commit()
+    conn.close()
+    with HubDB(db) as hub_db:
+        assert hub_db.prune_idempotency(30) == 1
+    assert rows(db, "SELECT count(*) FROM idempotency") == [(0,)]
+    hub = Hub(db)
+    try:
+        status, again = hub.post(f"{protocol.API}/events", batch, idem="k1")
+    finally:
+        hub.stop()
+    assert status == 200 and again["accepted"] == 0 and again["acked_seq"] == 3
+    assert rows(db, "SELECT count(*) FROM events") == [(3,)]
+
+
+@pytest.mark.slow
+def test_the_device_client_backs_off_and_finishes_under_a_tight_limit(tmp_path: Path) -> None:
+    """A real device syncs 30 results in batches of 5 to a hub that allows one batch a second."""
+    from edgetutor.service import open_store
+    from edgetutor.sync.client import sync
+    from tests.sync_helpers import finish
+
+    hub = Hub(tmp_path / "hub.db", extra_args=("--per-device", "1/s:1"))
+    try:
+        with open_store() as store:
+            for _ in range(30):
+                finish(store)
+            start = time.monotonic()
+            report = sync(
+                store, hub.url, issue_token(hub.db), batch_size=5, tries=8, base_delay=0.2, pull=False
+            )
+            took = time.monotonic() - start
+            assert store.pending_count() == 0
+        assert report.sent == 30
+    finally:
+        hub.stop()
+    assert rows(tmp_path / "hub.db", "SELECT count(*) FROM events") == [(30,)]
+    assert took >= 4  # six batches at one a second: it waited rather than failed
