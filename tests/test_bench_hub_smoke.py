@@ -17,3 +17,17 @@ def test_bench_hub_runs_and_reports() -> None:
     assert (result["events"], result["batch"]) == (60, 25)
     assert result["events_per_s"] > 0 and result["replay_events_per_s"] > 0
     assert result["batch_ms_p95"] >= result["batch_ms_median"] > 0 and result["db_bytes_per_event"] > 0
+
+
+def test_bench_hub_load_stores_every_event_once_and_meets_the_limit() -> None:
+    spec = importlib.util.spec_from_file_location("bench_hub_load", ROOT / "benchmarks" / "bench_hub_load.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # 12 devices sending 20 results in batches of 5 through a per-address limit of 20/s: some
+    # answers are 429, every result still arrives exactly once.
+    result = bench.main(["--devices", "12", "--events", "20", "--batch", "5", "--clients", "6",
+                         "--per-address", "20/s:20", "--json"])  # fmt: skip
+    assert result["events_sent"] == result["events_stored"] == 240
+    assert (result["lost"], result["stored_twice"]) == (0, 0)
+    assert result["limited_answers"] > 0 and result["first_limit_s"] is not None
