@@ -3,10 +3,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from .postgres import PostgresServer
 
 # As the `edgetutor` command does: one BLAS thread, so numpy's idle threads do not spin on the
 # cores llama.cpp needs (set before anything imports numpy).
@@ -82,3 +84,23 @@ def tree_state(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     } | {str(p.relative_to(root)) + "/": "dir" for p in root.rglob("*") if p.is_dir()}
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (tests/postgres.py); each test that needs a
+    clean hub takes a fresh database from it."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# The engines every hub test that is parametrised by `engine` runs on.
+ENGINES = ("sqlite", "postgresql")
+
+
+def hub_database(engine: str, folder: Path, server: PostgresServer) -> Path | str:
+    """A fresh, empty hub database on `engine`: a file in `folder`, or a new PostgreSQL database."""
+    return folder / "hub.db" if engine == "sqlite" else server.new_database()

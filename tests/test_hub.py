@@ -20,15 +20,22 @@ from click.testing import CliRunner
 
 from edgetutor.cli import make_cli
 from edgetutor.sync import protocol
+from tests.conftest import ENGINES, hub_database
 from tests.hub_helpers import Device, Hub, enrolled, issue_token, payload, rows, stored_seqs, wait_until
+from tests.postgres import PostgresServer
 
 API = protocol.API
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """One hub for the tests that each use their own fresh devices."""
-    server = Hub(tmp_path_factory.mktemp("hub") / "hub.db")
+@pytest.fixture(scope="module", params=ENGINES)
+def hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer
+) -> Iterator[Hub]:
+    """One hub per engine for the tests that each use their own fresh devices: every such test
+    runs on SQLite and on a real PostgreSQL server."""
+    folder = tmp_path_factory.mktemp("hub")
+    # Published packs of a PostgreSQL hub live in a folder every hub process and command shares.
+    server = Hub(hub_database(request.param, folder, postgres), {"EDGETUTOR_HUB_PACKS": str(folder / "packs")})
     yield server
     server.stop()
 
@@ -607,7 +614,10 @@ def test_payload_without_a_score_is_stored_but_not_reported(hub: Hub) -> None:
 
 
 # -- pack catalogue -----------------------------------------------------------------------------
-def test_pack_catalogue_lists_newest_and_serves_the_bytes(hub: Hub, make_pack: Any, tmp_path: Path) -> None:
+def test_pack_catalogue_lists_newest_and_serves_the_bytes(
+    hub: Hub, make_pack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGETUTOR_HUB_PACKS", hub.extra_env["EDGETUTOR_HUB_PACKS"])
     v1, v2 = make_pack(version=1, pack_id="cat-pack"), make_pack(version=2, pack_id="cat-pack")
     other = make_pack(version=1, pack_id="cat-other")
     for pack in (v1, v2, other):

@@ -17,6 +17,7 @@ Ingest rules for one batch from device D (one transaction; see docs/hub.md):
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -128,8 +129,14 @@ def enroll(
         raise HubError("device_id is not the id of the public key")
     if proof is not None and not protocol.check_enroll_proof(key, token, device_id, proof):
         raise HubError("enrollment proof does not verify with the public key")
+    return db.retrying(lambda: _enroll(db, token, device_id, public_key, key, label, via))
+
+
+def _enroll(
+    db: HubDB, token: str, device_id: str, public_key: str, key: Ed25519PublicKey, label: str | None, via: str
+) -> Device:
     with db.write():
-        row = db.token(token)
+        row = db.token(token, lock=True)
         if row is None:
             raise HubError("unknown enrollment token")
         existing = db.device(device_id, lock=True)
@@ -137,7 +144,7 @@ def enroll(
             if (
                 row["used_by"] == device_id
                 and existing is not None
-                and existing.token_hash == token_hash(token)
+                and hmac.compare_digest(existing.token_hash, token_hash(token))
                 and _public_key(existing.public_key) == key
             ):
                 if existing.revoked:
@@ -262,7 +269,29 @@ def ingest(
     if len(events) > MAX_BATCH:
         raise HubError(f"a batch holds at most {MAX_BATCH} events", 400)
     key = _public_key(device.public_key)
+    return db.retrying(lambda: _ingest_batch(db, device, key, events, via, idempotency))
+
+
+@dataclass
+class _Known:
+    """What the database already holds for this batch, read once up front (a few queries per
+    batch instead of two per event), then kept current as the batch accepts events."""
+
+    by_id: dict[str, dict[str, Any]]
+    by_seq: dict[int, str]
+
+
+def _ingest_batch(
+    db: HubDB,
+    device: Device,
+    key: Ed25519PublicKey,
+    events: list[Any],
+    via: str,
+    idempotency: tuple[str, str] | None,
+) -> dict[str, Any]:
     with db.write():
+        # The device's row, locked until commit (PostgreSQL; SQLite holds the database write
+        # lock already): one batch per device at a time, so two cannot read the same head.
         current = db.device(device.id, lock=True)
         assert current is not None
         if current.revoked:  # revoked between the check above and this transaction
@@ -270,13 +299,15 @@ def ingest(
         if idempotency is not None:
             seen = db.idempotent(device.id, idempotency[0])
             if seen is not None:
-                if seen["request_hash"] != idempotency[1]:
+                if not hmac.compare_digest(seen["request_hash"], idempotency[1]):
                     raise HubError("Idempotency-Key was already used for a different request", 422)
                 stored: dict[str, Any] = json.loads(seen["response"])
                 return stored
         result = BatchResult(current.acked_seq, current.head)
+        known = _lookup(db, device.id, events)
         received = now()
         stopped = False
+        fresh: list[dict[str, Any]] = []
         for event in events:
             ev_id = event.get("event_id") if isinstance(event, dict) else None
             seq = event.get("seq") if isinstance(event, dict) else None
@@ -285,10 +316,12 @@ def ingest(
             if stopped:
                 result.rejected.append({"event_id": ev_id, "seq": seq, "reason": NOT_PROCESSED})
                 continue
-            reason = _judge(db, device.id, key, event, result)
+            reason = _judge(known, device.id, key, event, result)
             if reason is None:
                 if event["seq"] == result.acked_seq + 1:
-                    db.add_event(columns(event, via, received))
+                    fresh.append(columns(event, via, received))
+                    known.by_id[event["event_id"]] = {"device_id": device.id, "hash": event["hash"]}
+                    known.by_seq[event["seq"]] = event["hash"]
                     result.acked_seq, result.head = event["seq"], event["hash"]
                     result.accepted += 1
                 else:
@@ -301,11 +334,19 @@ def ingest(
             # chain needed does, and nothing after it can be accepted.
             if seq is None or seq > result.acked_seq:
                 stopped = True
+        db.add_events(fresh)
         db.advance(device.id, result.acked_seq, result.head)
         reply = result.reply()
         if idempotency is not None:
             db.remember(device.id, idempotency[0], idempotency[1], json.dumps(reply))
     return reply
+
+
+def _lookup(db: HubDB, device_id: str, events: list[Any]) -> _Known:
+    ids = [e["event_id"] for e in events if isinstance(e, dict) and isinstance(e.get("event_id"), str)]
+    seqs = [s for e in events if isinstance(e, dict) and (s := _typed(e.get("seq"), int)) is not None]
+    by_seq = db.hashes_by_seq(device_id, min(seqs), max(seqs)) if seqs else {}
+    return _Known(db.events_by_ids(ids), by_seq)
 
 
 def _digest(event: Any) -> str | None:
@@ -316,7 +357,7 @@ def _digest(event: Any) -> str | None:
         return None
 
 
-def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: BatchResult) -> str | None:
+def _judge(known: _Known, device_id: str, key: Ed25519PublicKey, event: Any, state: BatchResult) -> str | None:
     """None if `event` is the next in the chain or a replay of a stored one; else why it is refused."""
     if (
         isinstance(event, dict)
@@ -336,13 +377,12 @@ def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: 
     seq, ev_id, digest = event["seq"], event["event_id"], event["hash"]
     if seq >= INT64:
         return "malformed sequence number"
-    same_id = db.event_by_id(ev_id)
+    same_id = known.by_id.get(ev_id)
     if same_id is not None:
         if same_id["hash"] == digest:
             return None
         return f"conflicting content: event {ev_id} was already accepted with a different hash"
-    same_seq = db.event_by_seq(device_id, seq)
-    if same_seq is not None:
+    if seq in known.by_seq:
         return f"fork: seq {seq} was already accepted with a different hash"
     expected = state.acked_seq + 1
     if seq > expected:

@@ -32,6 +32,8 @@ from .ingest import enroll, idempotency_hash, ingest, parse_json
 
 log = logging.getLogger("edgetutor.hub")
 
+# Seconds an idle keep-alive connection is kept open.
+REQUEST_IDLE_S = 5
 # A batch of 200 results is ~0.5 MB; a request is refused past this, before it is read whole.
 MAX_BODY = 16 * 1024 * 1024
 # The dashboard runs no script at all: even a name that slipped past escaping could not execute.
@@ -230,14 +232,37 @@ def make_app(db: HubDB, dashboard_anywhere: bool = False) -> Starlette:
     )
 
 
+# A worker process started by `serve(..., workers=N)` reads what to open from here (uvicorn
+# starts workers with "spawn": they import the app factory by name, nothing is inherited).
+WORKER_DB_ENV = "EDGETUTOR_HUB_WORKER_DB"
+WORKER_ANYWHERE_ENV = "EDGETUTOR_HUB_WORKER_ANYWHERE"
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process (uvicorn calls this factory in each worker)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db = HubDB(os.environ[WORKER_DB_ENV])
+    return make_app(db, os.environ.get(WORKER_ANYWHERE_ENV) == "1")
+
+
 def serve(
-    db_path: Path, host: str, port: int, log_level: str = "warning", dashboard_anywhere: bool = False
+    db_target: str | Path,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    dashboard_anywhere: bool = False,
+    workers: int = 1,
 ) -> None:
-    """Open the database, bind, print one line with the real address, then serve until stopped."""
+    """Open the database (migrating it once, here), bind, print one line with the real address,
+    then serve until stopped: in this process, or in `workers` processes sharing the socket.
+
+    Several workers are safe on both engines: each batch is one transaction that locks its
+    device (PostgreSQL: the device row; SQLite: the whole database), so two processes never
+    both extend one chain. They only pay off on PostgreSQL, where writes run in parallel.
+    """
     import uvicorn
 
-    db = HubDB(db_path)
-    app = make_app(db, dashboard_anywhere)
+    db = HubDB(db_target)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -251,10 +276,33 @@ def serve(
     real_port = sock.getsockname()[1]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = f"[{host}]" if ":" in host else host
-    print(f"EdgeTutor hub listening on http://{shown}:{real_port} (db {db_path})", flush=True)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
+    where = db.target
+    if workers == 1:
+        app: Any = make_app(db, dashboard_anywhere)
+    else:
+        db.close()  # each worker opens its own
+        os.environ[WORKER_DB_ENV] = str(db_target)
+        os.environ[WORKER_ANYWHERE_ENV] = "1" if dashboard_anywhere else "0"
+        app = "edgetutor.hub.server:worker_app"
+    suffix = f", {workers} workers" if workers > 1 else ""
+    print(f"EdgeTutor hub listening on http://{shown}:{real_port} (db {where}{suffix})", flush=True)
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        factory=workers > 1,
+        workers=workers,
+        # A client that opens a connection and sends nothing is dropped after this long.
+        timeout_keep_alive=REQUEST_IDLE_S,
+    )
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
     finally:
         db.close()
         sys.stdout.flush()
