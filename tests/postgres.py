@@ -26,7 +26,9 @@ def bin_dir() -> Path:
     on_path = shutil.which("initdb")
     if on_path:
         return Path(on_path).resolve().parent
-    raise AssertionError("PostgreSQL server binaries not found: apt-get install postgresql (scripts/test does)")
+    raise AssertionError(
+        "PostgreSQL server binaries not found: apt-get install postgresql (scripts/test does)"
+    )
 
 
 def free_port() -> int:
@@ -72,7 +74,11 @@ class PostgresServer:
 
     def _run(self, tool: str, *args: str) -> None:
         done = subprocess.run(
-            [*self._as, str(self.bin / tool), *args], capture_output=True, text=True, timeout=120, cwd=self.root
+            [*self._as, str(self.bin / tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.root,
         )
         if done.returncode != 0:
             log = self.root / "server.log"

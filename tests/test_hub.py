@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import http.client
 import io
 import json
-import signal
-import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,7 @@ from click.testing import CliRunner
 from edgetutor.cli import make_cli
 from edgetutor.sync import protocol
 from tests.conftest import ENGINES, hub_database
-from tests.hub_helpers import Device, Hub, enrolled, issue_token, payload, rows, stored_seqs, wait_until
+from tests.hub_helpers import Device, Hub, enrolled, issue_token, payload, rows, stored_seqs
 from tests.postgres import PostgresServer
 
 API = protocol.API
@@ -35,7 +31,9 @@ def hub(
     runs on SQLite and on a real PostgreSQL server."""
     folder = tmp_path_factory.mktemp("hub")
     # Published packs of a PostgreSQL hub live in a folder every hub process and command shares.
-    server = Hub(hub_database(request.param, folder, postgres), {"EDGETUTOR_HUB_PACKS": str(folder / "packs")})
+    server = Hub(
+        hub_database(request.param, folder, postgres), {"EDGETUTOR_HUB_PACKS": str(folder / "packs")}
+    )
     yield server
     server.stop()
 
@@ -341,58 +339,6 @@ def test_unknown_and_revoked_devices_cannot_write(hub: Hub) -> None:
     listing = cli("hub", "devices", "--db", str(hub.db))
     line = next(x for x in listing.output.splitlines() if x.startswith(device.id))
     assert "Kisumu Clinic" in line and " 2 " in line and "never" not in line and line.split()[-1] == "1"
-
-
-def test_hub_killed_mid_batch_keeps_all_or_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "hub.db"
-    hub = Hub(db)
-    device = enrolled(hub)
-    events = device.events(4000)
-    hub.post(f"{API}/events", {"device_id": device.id, "events": events[:1]})
-
-    def hub_is_writing() -> bool:
-        # The hub holds SQLite's write lock exactly while a batch transaction is open.
-        conn = sqlite3.connect(db, timeout=0, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-            return False
-        except sqlite3.OperationalError:
-            return True
-        finally:
-            conn.close()
-
-    lost: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            hub.post(f"{API}/events", {"device_id": device.id, "events": events})
-        except (OSError, http.client.HTTPException) as err:  # the hub dies under this request
-            lost.append(err)
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    assert wait_until(hub_is_writing), "the batch never started"
-    hub.proc.send_signal(signal.SIGKILL)
-    hub.proc.communicate(timeout=20)
-    sender.join(timeout=60)
-    assert len(lost) == 1  # the device never got a reply, so it will send the batch again
-
-    hub = Hub(db)  # restarted: SQLite rolls the unfinished transaction back
-    try:
-        seqs = stored_seqs(db, device.id)
-        acked = hub.get(f"{API}/devices/{device.id}/ack")[1]["acked_seq"]
-        assert seqs in ([1], list(range(1, 4001)))  # one or the other, never a part
-        assert acked == len(seqs)
-        status, reply = hub.post(f"{API}/events", {"device_id": device.id, "events": events})
-        assert (reply["acked_seq"], reply["accepted"] + reply["replayed"], reply["rejected"]) == (
-            4000,
-            4000,
-            [],
-        )
-        assert_each_once(db, device, list(range(1, 4001)))
-    finally:
-        hub.stop()
 
 
 # -- USB bundles --------------------------------------------------------------------------------

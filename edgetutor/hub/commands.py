@@ -27,7 +27,9 @@ def open_hub(target: str, existing: bool = False) -> HubDB:
     from .engines import is_url
 
     if existing and not is_url(target) and not Path(target).is_file():
-        raise click.BadParameter(f"no hub database at {target} (the file does not exist)", param_hint="'--db'")
+        raise click.BadParameter(
+            f"no hub database at {target} (the file does not exist)", param_hint="'--db'"
+        )
     return HubDB(target)
 
 

@@ -240,7 +240,10 @@ class HubDB:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         conn = self._conn()
         with conn.lock:
-            return [dict(r) for r in conn.raw.execute(self.dialect.sql(sql), self.dialect.params(params)).fetchall()]
+            return [
+                dict(r)
+                for r in conn.raw.execute(self.dialect.sql(sql), self.dialect.params(params)).fetchall()
+            ]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         found = self.rows(sql, params)
@@ -413,7 +416,8 @@ class HubDB:
         names = ", ".join(EVENT_COLUMNS)
         marks = ", ".join("?" for _ in EVENT_COLUMNS)
         self.run_many(
-            f"INSERT INTO events ({names}) VALUES ({marks})", [[v.get(c) for c in EVENT_COLUMNS] for v in rows]
+            f"INSERT INTO events ({names}) VALUES ({marks})",
+            [[v.get(c) for c in EVENT_COLUMNS] for v in rows],
         )
 
     def count_events(self, device_id: str | None = None) -> int:

@@ -357,7 +357,9 @@ def _digest(event: Any) -> str | None:
         return None
 
 
-def _judge(known: _Known, device_id: str, key: Ed25519PublicKey, event: Any, state: BatchResult) -> str | None:
+def _judge(
+    known: _Known, device_id: str, key: Ed25519PublicKey, event: Any, state: BatchResult
+) -> str | None:
     """None if `event` is the next in the chain or a replay of a stored one; else why it is refused."""
     if (
         isinstance(event, dict)

@@ -302,7 +302,14 @@ def serve(
         else:
             from uvicorn.supervisors import Multiprocess
 
-            Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+            import inspect
+
+            # uvicorn's supervisor took a `target` (the server's run) until recent versions.
+            if "target" in inspect.signature(Multiprocess).parameters:
+                supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])  # type: ignore[call-arg]
+            else:
+                supervisor = Multiprocess(config, sockets=[sock])
+            supervisor.run()
     finally:
         db.close()
         sys.stdout.flush()
