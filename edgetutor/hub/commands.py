@@ -64,18 +64,49 @@ def hub_serve(
     serve(db_target, host, port, log_level, dashboard_from_anywhere, workers)
 
 
+VALID_DAYS_OPTION = click.option(
+    "--valid-days",
+    default=7.0,
+    show_default=True,
+    type=float,
+    help="Days the token can be used before it expires (at most 90).",
+)
+
+
 @hub.command("enroll")
 @DB_OPTION
 @click.option("--site", required=True, help="The site (clinic, school) the device will belong to.")
 @click.option("--label", default=None, help="A name for the device shown in listings.")
-def hub_enroll(db_target: str, site: str, label: str | None) -> None:
+@VALID_DAYS_OPTION
+def hub_enroll(db_target: str, site: str, label: str | None, valid_days: float) -> None:
     """Issue a single-use enrollment token for one device at SITE (only its hash is stored)."""
     from .ingest import new_token
 
     with open_hub(db_target) as db:
-        token = new_token(db, site, label)
+        token = new_token(db, site, label, valid_days)
     click.echo(token)
-    click.echo(f"Single-use enrollment token for site {site!r}: give it to the device once.", err=True)
+    click.echo(
+        f"Single-use enrollment token for site {site!r}, valid {valid_days:g} days: give it to the device once.",
+        err=True,
+    )
+
+
+@hub.command("rotate")
+@click.argument("device_id")
+@EXISTING_DB_OPTION
+@VALID_DAYS_OPTION
+def hub_rotate(device_id: str, db_target: str, valid_days: float) -> None:
+    """Retire DEVICE_ID's key and print a token for its new key (same site and label)."""
+    from .ingest import rotate
+
+    with open_hub(db_target, existing=True) as db:
+        token = rotate(db, device_id, valid_days)
+    click.echo(token)
+    click.echo(
+        f"Device {device_id} can send nothing more with its old key; enroll its new key with this"
+        f" single-use token (valid {valid_days:g} days).",
+        err=True,
+    )
 
 
 @hub.command("devices")

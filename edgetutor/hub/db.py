@@ -34,6 +34,16 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+# How long an enrollment token stays valid unless `hub enroll --valid-days` says otherwise: long
+# enough to carry it to a remote site, short enough that a lost slip of paper soon means nothing.
+TOKEN_DAYS = 7.0
+
+
+def later(days: float) -> str:
+    """The timestamp `days` from now, in the same text form as `now()` (they compare as text)."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat(timespec="milliseconds")
+
+
 def token_hash(token: str) -> str:
     """Tokens are stored only as this hash: a copy of the database does not enroll anything."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -101,6 +111,17 @@ def m002_practice(db: HubDB) -> None:
     db.run("ALTER TABLE events ADD COLUMN practice INTEGER NOT NULL DEFAULT 0")
     marks = ", ".join("?" for _ in DEMO_PACK_IDS)
     db.run(f"UPDATE events SET practice = 1 WHERE pack_id IN ({marks})", DEMO_PACK_IDS)
+
+
+@migration
+def m003_credentials(db: HubDB) -> None:
+    # Enrollment tokens expire. Tokens issued before this step never did: the unused ones get
+    # the default lifetime from the upgrade on, so none stays valid for ever.
+    db.run("ALTER TABLE tokens ADD COLUMN expires TEXT")
+    db.run("ALTER TABLE tokens ADD COLUMN replaces TEXT")
+    db.run("ALTER TABLE devices ADD COLUMN revoked_reason TEXT")
+    db.run("ALTER TABLE devices ADD COLUMN replaces TEXT")
+    db.run("UPDATE tokens SET expires = ? WHERE used_by IS NULL", (later(TOKEN_DAYS),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,10 +341,12 @@ class HubDB:
         return [r["name"] for r in self.rows("SELECT name FROM hub_migrations ORDER BY name")]
 
     # -- tokens --------------------------------------------------------------------------------
-    def add_token(self, token: str, site: str, label: str | None) -> None:
+    def add_token(
+        self, token: str, site: str, label: str | None, expires: str, replaces: str | None = None
+    ) -> None:
         self.run(
-            "INSERT INTO tokens (hash, site, label, created) VALUES (?, ?, ?, ?)",
-            (token_hash(token), site, label, now()),
+            "INSERT INTO tokens (hash, site, label, created, expires, replaces) VALUES (?, ?, ?, ?, ?, ?)",
+            (token_hash(token), site, label, now(), expires, replaces),
         )
 
     def token(self, token: str, lock: bool = False) -> dict[str, Any] | None:
@@ -369,11 +392,17 @@ class HubDB:
             (acked_seq, head, now(), device_id),
         )
 
-    def revoke(self, device_id: str) -> bool:
+    def revoke(self, device_id: str, reason: str = "revoked") -> bool:
         return (
-            self.run("UPDATE devices SET revoked = ? WHERE id = ? AND revoked IS NULL", (now(), device_id))
+            self.run(
+                "UPDATE devices SET revoked = ?, revoked_reason = ? WHERE id = ? AND revoked IS NULL",
+                (now(), reason, device_id),
+            )
             > 0
         )
+
+    def set_replaces(self, device_id: str, old_id: str) -> None:
+        self.run("UPDATE devices SET replaces = ? WHERE id = ?", (old_id, device_id))
 
     # -- events --------------------------------------------------------------------------------
     def event_by_id(self, event_id: str) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ from ..packs.signing import key_id, parse_public_key
 from ..packs.trust import DEMO_PACK_IDS
 from ..sync import protocol
 from . import HubError
-from .db import Device, HubDB, now, token_hash
+from .db import TOKEN_DAYS, Device, HubDB, later, now, token_hash
 
 log = logging.getLogger("edgetutor.hub")
 
@@ -51,6 +51,8 @@ MAX_NUMBER_DIGITS = 30
 MAX_TOKEN_CHARS = 200
 MAX_KEY_CHARS = 1000
 MAX_LABEL_CHARS = 100
+# A token valid for longer than this is a standing password: refused at issue.
+MAX_TOKEN_DAYS = 90.0
 
 
 @dataclass
@@ -71,14 +73,38 @@ class BatchResult:
         }
 
 
-def new_token(db: HubDB, site: str, label: str | None = None) -> str:
-    """Issue a single-use enrollment token for `site`; only its hash is stored."""
+def new_token(db: HubDB, site: str, label: str | None = None, valid_days: float = TOKEN_DAYS) -> str:
+    """Issue a single-use enrollment token for `site`, valid `valid_days`; only its hash is stored."""
     site = site.strip()
     if not site:
         raise HubError("the site name must not be empty")
+    if not 0 < valid_days <= MAX_TOKEN_DAYS:
+        raise HubError(f"a token is valid for more than 0 and at most {MAX_TOKEN_DAYS:g} days")
     token = secrets.token_urlsafe(24)
     with db.write():
-        db.add_token(token, site, (label or "").strip() or None)
+        db.add_token(token, site, (label or "").strip() or None, later(valid_days))
+    return token
+
+
+def rotate(db: HubDB, device_id: str, valid_days: float = TOKEN_DAYS) -> str:
+    """Retire DEVICE's key and issue a single-use token for a new key at the same site and label.
+
+    The old key can send nothing more (its results stay, as for a revoked device); the device
+    that enrolls with the new token is recorded as replacing it. Raises HubError when the
+    device is unknown or already revoked (a revoked key is not rotated: issue a token instead).
+    """
+    if not 0 < valid_days <= MAX_TOKEN_DAYS:
+        raise HubError(f"a token is valid for more than 0 and at most {MAX_TOKEN_DAYS:g} days")
+    token = secrets.token_urlsafe(24)
+    with db.write():
+        device = db.device(device_id, lock=True)
+        if device is None:
+            raise HubError(f"no device {device_id} is enrolled")
+        if device.revoked:
+            raise HubError(f"device {device_id} is already revoked; issue a new token with hub enroll")
+        db.revoke(device_id, "rotated")
+        db.add_token(token, device.site, device.label, later(valid_days), replaces=device_id)
+    log.info("rotated the key of device %s at site %s", device_id, device.site)
     return token
 
 
@@ -139,6 +165,10 @@ def _enroll(
         row = db.token(token, lock=True)
         if row is None:
             raise HubError("unknown enrollment token")
+        if row["used_by"] is None and row["expires"] is not None and row["expires"] <= now():
+            raise HubError(
+                f"enrollment token expired on {row['expires'][:16].replace('T', ' ')} UTC; issue a new one"
+            )
         existing = db.device(device_id, lock=True)
         if row["used_by"] is not None:
             if (
@@ -158,6 +188,8 @@ def _enroll(
         label = row["label"] or label or None
         db.add_device(device_id, public_key, row["site"], label, row["hash"], via, protocol.GENESIS)
         db.use_token(row["hash"], device_id)
+        if row["replaces"]:
+            db.set_replaces(device_id, row["replaces"])
         device = db.device(device_id)
     assert device is not None
     log.info("enrolled device %s at site %s via %s", device_id, device.site, via)
