@@ -147,7 +147,11 @@ def test_no_token_reaches_the_hub_log(hub: Hub) -> None:
     log = hub.stop()
     hub.start()
     assert f"enrolled device {device.id}" in log  # the log is there, and says what happened
-    for reason in ("unknown enrollment token", "enrollment token expired", "the public key is not an Ed25519"):
+    for reason in (
+        "unknown enrollment token",
+        "enrollment token expired",
+        "the public key is not an Ed25519",
+    ):
         assert f"refused POST /api/v1/enroll from 127.0.0.1 (403): {reason}" in log
     for secret in (good, bad, expired):
         assert secret not in log

@@ -199,9 +199,10 @@ class HubDB:
         self._all: list[_Conn] = []
         self._all_lock = threading.Lock()
         self._shared: _Conn | None = None
+        failures: tuple[type[BaseException], ...] = (OSError, *self.dialect.errors())
         try:
             first = self._conn()
-        except (OSError, *self.dialect.errors()) as err:
+        except failures as err:
             raise EdgeTutorError(f"cannot open hub database {self.target}: {_one_line(err)}") from err
         try:
             self._migrate()

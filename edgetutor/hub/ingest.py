@@ -230,7 +230,7 @@ def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
     return value if isinstance(value, kind) else None
 
 
-def columns(event: dict[str, Any], via: str, received: str) -> dict[str, Any]:
+def columns(event: dict[str, Any], via: str, received: str, raw: bytes | None = None) -> dict[str, Any]:
     """The stored row: the whole signed event plus the fields reports read, each None if absent."""
     p = event["payload"]
     comps = _text(p, "case", "competencies")
@@ -247,7 +247,7 @@ def columns(event: dict[str, Any], via: str, received: str) -> dict[str, Any]:
         "created": event["created"],
         "received": received,
         "via": via,
-        "body": protocol.canonical(event).decode("utf-8"),
+        "body": (raw or protocol.canonical(event)).decode("utf-8"),
         "attempt_id": _typed(p.get("attempt_id"), str),
         "trainee_ref": None if trainee_ref is None else str(trainee_ref),
         "trainee_name": _typed(_text(p, "trainee", "name"), str),
@@ -348,10 +348,11 @@ def _ingest_batch(
             if stopped:
                 result.rejected.append({"event_id": ev_id, "seq": seq, "reason": NOT_PROCESSED})
                 continue
-            reason = _judge(known, device.id, key, event, result)
+            raw = _canonical(event)
+            reason = _judge(known, device.id, key, event, raw, result)
             if reason is None:
                 if event["seq"] == result.acked_seq + 1:
-                    fresh.append(columns(event, via, received))
+                    fresh.append(columns(event, via, received, raw))
                     known.by_id[event["event_id"]] = {"device_id": device.id, "hash": event["hash"]}
                     known.by_seq[event["seq"]] = event["hash"]
                     result.acked_seq, result.head = event["seq"], event["hash"]
@@ -389,8 +390,16 @@ def _digest(event: Any) -> str | None:
         return None
 
 
+def _canonical(event: Any) -> bytes | None:
+    """The event's canonical bytes (computed once: sized, then stored), None if it has none."""
+    try:
+        return protocol.canonical(event)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def _judge(
-    known: _Known, device_id: str, key: Ed25519PublicKey, event: Any, state: BatchResult
+    known: _Known, device_id: str, key: Ed25519PublicKey, event: Any, raw: bytes | None, state: BatchResult
 ) -> str | None:
     """None if `event` is the next in the chain or a replay of a stored one; else why it is refused."""
     if (
@@ -399,10 +408,9 @@ def _judge(
         and event["device_id"] != device_id
     ):
         return "event belongs to another device"
-    try:
-        size = len(protocol.canonical(event))
-    except (TypeError, ValueError, RecursionError):
+    if raw is None:
         return "malformed event"
+    size = len(raw)
     if size > MAX_EVENT_BYTES:
         return f"event of {size:,} bytes: at most {MAX_EVENT_BYTES // 1024} kB"
     problem = protocol.check_event(event, key)

@@ -300,9 +300,9 @@ def serve(
         if workers == 1:
             uvicorn.Server(config).run(sockets=[sock])
         else:
-            from uvicorn.supervisors import Multiprocess
-
             import inspect
+
+            from uvicorn.supervisors import Multiprocess
 
             # uvicorn's supervisor took a `target` (the server's run) until recent versions.
             if "target" in inspect.signature(Multiprocess).parameters:
