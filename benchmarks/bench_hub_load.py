@@ -46,7 +46,7 @@ def run(devices: int, events: int, batch: int, clients: int, per_address: str) -
             [d.events(batch, trainee=f"Trainee {i}-{j}") for j in range(events // batch)]
             for i, d in enumerate(fleet)
         ]
-        hub = Hub(db, extra_args=("--per-address", per_address, "--per-device", "100/s:200"))
+        hub = Hub(db, args=("--per-address", per_address, "--per-device", "100/s:200"))
         host, port = hub.url.removeprefix("http://").split(":")
         lock = threading.Lock()
         latencies: list[float] = []

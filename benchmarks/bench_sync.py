@@ -2,7 +2,7 @@
 
 Builds a device database with N finished, scored attempts (default 10,000; one real checklist
 score reused with different totals), seals their signed, chained events through the store's own
-back-fill path (`seal`), starts `edgetutor hub serve` on 127.0.0.1 as a subprocess, enrolls,
+back-fill path (`seal`), starts `edgetutor hub serve` on 127.0.0.1 as a subprocess (tests/hub_helpers.Hub), enrolls,
 then times one `edgetutor.sync.client.sync()` that sends them all (`sync`), and a second sync
 with nothing to send (`resync`: the cost of asking the hub where it stands). Packs are not pulled.
 
@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import select
 import sqlite3
 import subprocess
 import sys
@@ -26,30 +24,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.hub_helpers import Hub  # noqa: E402  (the one way a hub is started)
+
 EXAMPLE = ROOT / "casepacks" / "demo" / "cases" / "malaria-uncomplicated-adult.yaml"
 EDGETUTOR = str(Path(sys.executable).with_name("edgetutor"))
-
-
-def start_hub(db: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [EDGETUTOR, "hub", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if select.select([proc.stdout], [], [], 0.5)[0]:
-            line = proc.stdout.readline()
-            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-            if match:
-                return proc, match.group(1)
-            if not line:
-                break
-    proc.kill()
-    raise SystemExit("the hub did not start")
 
 
 def fill(store: Any, n: int) -> None:
@@ -107,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         os.environ["EDGETUTOR_HOME"] = str(home)
         hub_env = {**os.environ, "EDGETUTOR_HOME": str(tmp / "hub-home")}
         hub_db = tmp / "hub.db"
-        proc = None
+        hub: Hub | None = None
         try:
             from edgetutor.service import open_store
             from edgetutor.sync import client
@@ -122,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     [EDGETUTOR, "hub", "enroll", "--db", str(hub_db), "--site", "Bench"],
                     env=hub_env, capture_output=True, text=True, check=True,
                 ).stdout.strip()  # fmt: skip
-                proc, url = start_hub(hub_db, hub_env)
+                hub = Hub(hub_db, {"EDGETUTOR_HOME": hub_env["EDGETUTOR_HOME"]})
+                url = hub.url
                 start = time.perf_counter()
                 report = client.sync(store, url, token, batch_size=args.batch_size, pull=False)
                 sync_s = time.perf_counter() - start
@@ -134,9 +115,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             hub_events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
             conn.close()
         finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
+            if hub is not None:
+                hub.stop()
             if previous is None:
                 os.environ.pop("EDGETUTOR_HOME", None)
             else:

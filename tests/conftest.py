@@ -3,10 +3,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from .postgres import PostgresServer
 
 # As the `edgetutor` command does: one BLAS thread, so numpy's idle threads do not spin on the
 # cores llama.cpp needs (set before anything imports numpy).
@@ -96,3 +98,21 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(models, "repo_models_dir", lambda: None)
     monkeypatch.delenv("EDGETUTOR_MODEL", raising=False)
     return work
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (tests/postgres.py); each test that needs a
+    clean hub takes a fresh database from it."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# The engines every hub test that is parametrised by `engine` runs on.
+ENGINES = ("sqlite", "postgresql")
+
+
+def hub_database(engine: str, folder: Path, server: PostgresServer) -> Path | str:
+    """A fresh, empty hub database on `engine`: a file in `folder`, or a new PostgreSQL database."""
+    return folder / "hub.db" if engine == "sqlite" else server.new_database()

@@ -1,21 +1,29 @@
-"""A real hub in a subprocess, and devices that are only an Ed25519 key and a chain of events.
+"""The one way tests and benchmarks start a hub, and devices that are only a key and a chain.
 
-Used by the hub tests, the dashboard test and the hub benchmark: no device code is involved, so
-the hub is tested against the protocol alone.
+`Hub` runs the real `edgetutor hub serve` (uvicorn on a free port on 127.0.0.1) in its own
+process over a SQLite file or a PostgreSQL URL; every hub and sync test, and the hub benchmarks,
+start their hubs through it. No device code is involved in `Device`, so the hub is tested against
+the protocol alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,53 +35,92 @@ from edgetutor.sync import protocol
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def is_url(db: Path | str) -> bool:
+    return isinstance(db, str) and db.startswith("postgresql://")
+
+
 class Hub:
-    """`edgetutor hub serve --port 0` on 127.0.0.1, started and stopped by the caller."""
+    """`edgetutor hub serve --db DB --host 127.0.0.1 --port 0` in its own process.
+
+    `db` is a SQLite path or a postgresql:// URL. Started by the constructor unless
+    `start=False`; `stop()` ends it gracefully and returns what it logged on stderr.
+    """
 
     def __init__(
-        self, db: Path, extra_env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        db: Path | str,
+        extra_env: dict[str, str] | None = None,
+        *,
+        workers: int = 1,
+        start: bool = True,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.db = db
+        self.extra_env = extra_env or {}
+        self.workers = workers
+        self.args = args
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.line = ""
+        self._stderr: Any = None
+        if start:
+            self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, port: int = 0) -> Hub:
+        command = [sys.executable, "-m", "edgetutor", "hub", "serve", "--db", str(self.db)]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(self.workers), *self.args]
+        # stderr goes to a file: a chatty hub can never block on a full pipe.
+        self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "edgetutor",
-                "hub",
-                "serve",
-                "--db",
-                str(db),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                *extra_args,
-            ],
+            command,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
             cwd=ROOT,
-            env={**os.environ, **(extra_env or {})},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env},
         )
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # the hub prints this once it is listening
-        if "listening on" not in line:
-            self.proc.kill()
-            _, err = self.proc.communicate(timeout=10)
-            raise RuntimeError(f"hub did not start: {line!r} {err!r}")
-        self.line = line.strip()
-        self.url = line.split("listening on ")[1].split()[0]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if select.select([self.proc.stdout], [], [], 0.5)[0]:
+                line = self.proc.stdout.readline()
+                match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+                if match:
+                    self.line, self.port = line.strip(), int(match.group(1))
+                    threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+                    return self
+                if not line:
+                    break
+            elif self.proc.poll() is not None:
+                break
+        err = self.stop(signal.SIGKILL)
+        raise RuntimeError(f"hub did not start: {err!r}")
 
-    def stop(self) -> str:
-        """Stop gracefully (SIGTERM) and return what the hub logged on stderr."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=20)
-        return err
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        """Stop (gracefully by default) and return what the hub logged on stderr."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=20)
+            self.proc = None
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        text: str = self._stderr.read()
+        self._stderr.close()
+        self._stderr = None
+        return text
 
     def kill(self) -> None:
-        self.proc.kill()
-        self.proc.communicate(timeout=20)
+        self.stop(signal.SIGKILL)
 
     def request(
         self,
@@ -108,6 +155,24 @@ class Hub:
 
     def post(self, path: str, body: Any, idem: str | None = None) -> tuple[int, Any]:
         return self.request("POST", path, body, {"Idempotency-Key": idem} if idem else None)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return rows(self.db, sql, params)
+
+    def seqs(self, device_id: str) -> list[int]:
+        return stored_seqs(self.db, device_id)
+
+    def event_ids(self) -> list[str]:
+        return [r[0] for r in self.query("SELECT event_id FROM events ORDER BY device_id, seq")]
+
+
+@contextmanager
+def running_hub(db: Path | str, **kw: Any) -> Iterator[Hub]:
+    hub = Hub(db, **kw)
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 def payload(
@@ -209,7 +274,7 @@ class Device:
         )
 
 
-def issue_token(db: Path, site: str = "Kisumu Clinic", label: str | None = None) -> str:
+def issue_token(db: Path | str, site: str = "Kisumu Clinic", label: str | None = None) -> str:
     from edgetutor.hub.db import HubDB
     from edgetutor.hub.ingest import new_token
 
@@ -224,8 +289,14 @@ def enrolled(hub: Hub, site: str = "Kisumu Clinic") -> Device:
     return device
 
 
-def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Query the hub database directly (read-only), as a coordinator's auditor would."""
+def rows(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Query the hub database directly, as a coordinator's auditor would: read-only on SQLite,
+    a fresh connection on PostgreSQL (either way it sees only what was committed)."""
+    if is_url(db):
+        import psycopg
+
+        with psycopg.connect(str(db), autocommit=True) as conn:
+            return [tuple(r) for r in conn.execute(sql.replace("?", "%s"), params).fetchall()]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return conn.execute(sql, params).fetchall()
@@ -233,7 +304,7 @@ def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ..
         conn.close()
 
 
-def stored_seqs(db: Path, device_id: str) -> list[int]:
+def stored_seqs(db: Path | str, device_id: str) -> list[int]:
     return [r[0] for r in rows(db, "SELECT seq FROM events WHERE device_id = ? ORDER BY seq", (device_id,))]
 
 

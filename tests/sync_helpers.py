@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import select
 import signal
 import socket
 import sqlite3
@@ -15,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from edgetutor.cases.loader import load_case
 from edgetutor.cases.schema import Case
@@ -24,6 +21,7 @@ from edgetutor.store.db import Attempt, Store
 from edgetutor.sync.events import case_info
 
 from .conftest import EXAMPLE_CASE
+from .hub_helpers import Hub as BaseHub
 
 # The installed console script: what a user runs, in its own process.
 EDGETUTOR = [str(Path(sys.executable).with_name("edgetutor"))]
@@ -66,84 +64,34 @@ def cli(*args: str, home: Path, timeout: float = 120, check: bool = True) -> sub
     return done
 
 
-class Hub:
-    """A real `edgetutor hub serve` subprocess on 127.0.0.1 with its own SQLite database."""
+class Hub(BaseHub):
+    """The shared test hub (`tests.hub_helpers.Hub`) with its database and the coordinator's
+    EDGETUTOR_HOME in one folder, started by `start()` and driven by the `edgetutor` command."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, db: Path | str | None = None, workers: int = 1) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.db = folder / "hub.db"
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            db if db is not None else folder / "hub.db",
+            {"EDGETUTOR_HOME": str(folder / "home")},
+            workers=workers,
+            start=False,
+        )
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return cli("hub", *args, "--db", str(self.db), home=self.folder / "home", check=check)
 
-    def start(self, port: int = 0) -> Hub:
-        env = {**os.environ, "EDGETUTOR_HOME": str(self.folder / "home"), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [*EDGETUTOR, "hub", "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 60
-        seen = []
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                seen.append(line)
-                match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-                if match:
-                    self.port = int(match.group(1))
-                    # Keep draining its output so a chatty log never blocks the server.
-                    threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-                    return self
-                if not line and self.proc.poll() is not None:
-                    break
-        self.stop()
-        raise AssertionError("hub did not start: " + "".join(seen))
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
-        self.proc = None
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        return super().stop(sig)
 
     def enroll(self, site: str = "Kumasi") -> str:
         return self.run("enroll", "--site", site).stdout.strip()
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Read the hub's database directly (a fresh connection sees only what was committed)."""
-        conn = sqlite3.connect(self.db)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
-
-    def seqs(self, device_id: str) -> list[int]:
-        return [
-            r[0] for r in self.query("SELECT seq FROM events WHERE device_id = ? ORDER BY seq", (device_id,))
-        ]
-
-    def event_ids(self) -> list[str]:
-        return [r[0] for r in self.query("SELECT event_id FROM events ORDER BY device_id, seq")]
-
 
 @contextmanager
-def running_hub(folder: Path) -> Iterator[Hub]:
-    hub = Hub(folder).start()
+def running_hub(folder: Path, db: Path | str | None = None) -> Iterator[Hub]:
+    hub = Hub(folder, db).start()
+    assert isinstance(hub, Hub)
     try:
         yield hub
     finally:

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import http.client
 import io
 import json
-import signal
-import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +16,24 @@ from click.testing import CliRunner
 
 from edgetutor.cli import make_cli
 from edgetutor.sync import protocol
-from tests.hub_helpers import Device, Hub, enrolled, issue_token, payload, rows, stored_seqs, wait_until
+from tests.conftest import ENGINES, hub_database
+from tests.hub_helpers import Device, Hub, enrolled, issue_token, payload, rows, stored_seqs
+from tests.postgres import PostgresServer
 
 API = protocol.API
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """One hub for the tests that each use their own fresh devices."""
-    server = Hub(tmp_path_factory.mktemp("hub") / "hub.db")
+@pytest.fixture(scope="module", params=ENGINES)
+def hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer
+) -> Iterator[Hub]:
+    """One hub per engine for the tests that each use their own fresh devices: every such test
+    runs on SQLite and on a real PostgreSQL server."""
+    folder = tmp_path_factory.mktemp("hub")
+    # Published packs of a PostgreSQL hub live in a folder every hub process and command shares.
+    server = Hub(
+        hub_database(request.param, folder, postgres), {"EDGETUTOR_HUB_PACKS": str(folder / "packs")}
+    )
     yield server
     server.stop()
 
@@ -336,58 +341,6 @@ def test_unknown_and_revoked_devices_cannot_write(hub: Hub) -> None:
     assert "Kisumu Clinic" in line and " 2 " in line and "never" not in line and line.split()[-1] == "1"
 
 
-def test_hub_killed_mid_batch_keeps_all_or_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "hub.db"
-    hub = Hub(db)
-    device = enrolled(hub)
-    events = device.events(4000)
-    hub.post(f"{API}/events", {"device_id": device.id, "events": events[:1]})
-
-    def hub_is_writing() -> bool:
-        # The hub holds SQLite's write lock exactly while a batch transaction is open.
-        conn = sqlite3.connect(db, timeout=0, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-            return False
-        except sqlite3.OperationalError:
-            return True
-        finally:
-            conn.close()
-
-    lost: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            hub.post(f"{API}/events", {"device_id": device.id, "events": events})
-        except (OSError, http.client.HTTPException) as err:  # the hub dies under this request
-            lost.append(err)
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    assert wait_until(hub_is_writing), "the batch never started"
-    hub.proc.send_signal(signal.SIGKILL)
-    hub.proc.communicate(timeout=20)
-    sender.join(timeout=60)
-    assert len(lost) == 1  # the device never got a reply, so it will send the batch again
-
-    hub = Hub(db)  # restarted: SQLite rolls the unfinished transaction back
-    try:
-        seqs = stored_seqs(db, device.id)
-        acked = hub.get(f"{API}/devices/{device.id}/ack")[1]["acked_seq"]
-        assert seqs in ([1], list(range(1, 4001)))  # one or the other, never a part
-        assert acked == len(seqs)
-        status, reply = hub.post(f"{API}/events", {"device_id": device.id, "events": events})
-        assert (reply["acked_seq"], reply["accepted"] + reply["replayed"], reply["rejected"]) == (
-            4000,
-            4000,
-            [],
-        )
-        assert_each_once(db, device, list(range(1, 4001)))
-    finally:
-        hub.stop()
-
-
 # -- USB bundles --------------------------------------------------------------------------------
 def write_bundle(path: Path, bundle: dict[str, Any]) -> Path:
     path.write_text(json.dumps(bundle), encoding="utf-8")
@@ -612,7 +565,10 @@ def test_payload_without_a_score_is_stored_but_not_reported(hub: Hub) -> None:
 
 
 # -- pack catalogue -----------------------------------------------------------------------------
-def test_pack_catalogue_lists_newest_and_serves_the_bytes(hub: Hub, make_pack: Any, tmp_path: Path) -> None:
+def test_pack_catalogue_lists_newest_and_serves_the_bytes(
+    hub: Hub, make_pack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGETUTOR_HUB_PACKS", hub.extra_env["EDGETUTOR_HUB_PACKS"])
     v1, v2 = make_pack(version=1, pack_id="cat-pack"), make_pack(version=2, pack_id="cat-pack")
     other = make_pack(version=1, pack_id="cat-other")
     for pack in (v1, v2, other):

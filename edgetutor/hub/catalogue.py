@@ -4,7 +4,8 @@ The hub does not need to trust the publisher: it stores the pack file as given a
 each device verifies the signature against its own trust store when it installs the pack. The hub
 only reads the manifest (id, version, title) to list the newest version of each pack, and refuses
 to publish a second, different file under a version already published, as devices would.
-Files live next to the database, in `<db>.packs/<sha256 of the file>.etpack`.
+Files live next to a SQLite database, in `<db>.packs/<sha256 of the file>.etpack` (for
+PostgreSQL see `engines.PostgresDialect.pack_dir`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .db import HubDB
 
 
 def pack_dir(db: HubDB) -> Path:
-    return db.path.with_name(db.path.name + ".packs")
+    return db.pack_dir()
 
 
 def _manifest(path: Path) -> Manifest:

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-DB_OPTION = click.option(
-    "--db",
-    "db_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The hub database (SQLite file, created if missing).",
-)
+if TYPE_CHECKING:
+    from .db import HubDB
 
-# Commands that only read or change an existing hub must not create an empty one from a typo.
-EXISTING_DB_OPTION = click.option(
-    "--db",
-    "db_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="The hub database (SQLite file).",
+DB_HELP = (
+    "The hub database: a SQLite file (created if missing) or a postgresql://user@host:port/name URL"
+    " (the database must exist; the hub creates its tables)."
 )
+DB_OPTION = click.option("--db", "db_target", required=True, help=DB_HELP)
+# Commands that only read or change an existing hub must not create an empty one from a typo.
+EXISTING_DB_OPTION = click.option("--db", "db_target", required=True, help=DB_HELP + " It must exist.")
+
+
+def open_hub(target: str, existing: bool = False) -> HubDB:
+    """The hub database `target` names; with `existing`, a SQLite path that is not a file yet is
+    refused rather than created empty (a PostgreSQL database is never created by the hub)."""
+    from .db import HubDB
+    from .engines import is_url
+
+    if existing and not is_url(target) and not Path(target).is_file():
+        raise click.BadParameter(
+            f"no hub database at {target} (the file does not exist)", param_hint="'--db'"
+        )
+    return HubDB(target)
 
 
 @click.group("hub")
@@ -41,6 +49,13 @@ def hub() -> None:
     help="Serve the dashboard and reports to other machines too (they have no login).",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (for PostgreSQL: one per core is a good start).",
+)
+@click.option(
     "--per-address",
     default="50/s:200",
     show_default=True,
@@ -53,11 +68,12 @@ def hub() -> None:
     help="Result batches each device may send (rate/s:burst); more get 429.",
 )
 def hub_serve(
-    db_path: Path,
+    db_target: str,
     host: str,
     port: int,
     log_level: str,
     dashboard_from_anywhere: bool,
+    workers: int,
     per_address: str,
     per_device: str,
 ) -> None:
@@ -69,42 +85,61 @@ def hub_serve(
         address_rate, device_rate = Rate.parse(per_address), Rate.parse(per_device)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
-    serve(db_path, host, port, log_level, dashboard_from_anywhere, address_rate, device_rate)
+    serve(db_target, host, port, log_level, dashboard_from_anywhere, workers, address_rate, device_rate)
+
+
+VALID_DAYS_OPTION = click.option(
+    "--valid-days",
+    default=7.0,
+    show_default=True,
+    type=float,
+    help="Days the token can be used before it expires (at most 90).",
+)
 
 
 @hub.command("enroll")
 @DB_OPTION
 @click.option("--site", required=True, help="The site (clinic, school) the device will belong to.")
 @click.option("--label", default=None, help="A name for the device shown in listings.")
-@click.option(
-    "--days",
-    type=click.FloatRange(min=0, min_open=True, max=90),
-    default=7,
-    show_default=True,
-    help="How long the token can be used.",
-)
-def hub_enroll(db_path: Path, site: str, label: str | None, days: float) -> None:
+@VALID_DAYS_OPTION
+def hub_enroll(db_target: str, site: str, label: str | None, valid_days: float) -> None:
     """Issue a single-use enrollment token for one device at SITE (only its hash is stored)."""
-    from .db import HubDB
     from .ingest import new_token
 
-    with HubDB(db_path) as db:
-        token = new_token(db, site, label, days)
+    with open_hub(db_target) as db:
+        token = new_token(db, site, label, valid_days)
     click.echo(token)
     click.echo(
-        f"Single-use enrollment token for site {site!r}, valid for {days:g} days: give it to the device once.",
+        f"Single-use enrollment token for site {site!r}, valid {valid_days:g} days: give it to the device once.",
+        err=True,
+    )
+
+
+@hub.command("rotate")
+@click.argument("device_id")
+@EXISTING_DB_OPTION
+@VALID_DAYS_OPTION
+def hub_rotate(device_id: str, db_target: str, valid_days: float) -> None:
+    """Retire DEVICE_ID's key and print a token for its new key (same site and label)."""
+    from .ingest import rotate
+
+    with open_hub(db_target, existing=True) as db:
+        token = rotate(db, device_id, valid_days)
+    click.echo(token)
+    click.echo(
+        f"Device {device_id} can send nothing more with its old key; enroll its new key with this"
+        f" single-use token (valid {valid_days:g} days).",
         err=True,
     )
 
 
 @hub.command("devices")
 @EXISTING_DB_OPTION
-def hub_devices(db_path: Path) -> None:
+def hub_devices(db_target: str) -> None:
     """List enrolled devices: site, label, last sync, acknowledged sequence, anomalies."""
     from ..textsafe import one_line
-    from .db import HubDB
 
-    with HubDB(db_path) as db:
+    with open_hub(db_target, existing=True) as db:
         devices = db.devices()
         counts = db.anomaly_counts()
     if not devices:
@@ -133,12 +168,11 @@ def hub_devices(db_path: Path) -> None:
 @hub.command("revoke")
 @click.argument("device_id")
 @EXISTING_DB_OPTION
-def hub_revoke(device_id: str, db_path: Path) -> None:
+def hub_revoke(device_id: str, db_target: str) -> None:
     """Refuse any further results from DEVICE_ID (its stored results stay)."""
     from . import HubError
-    from .db import HubDB
 
-    with HubDB(db_path) as db:
+    with open_hub(db_target, existing=True) as db:
         if db.device(device_id) is None:
             raise HubError(f"no device {device_id} is enrolled")
         with db.write():
@@ -149,13 +183,12 @@ def hub_revoke(device_id: str, db_path: Path) -> None:
 @hub.command("import")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @EXISTING_DB_OPTION
-def hub_import(bundle: Path, db_path: Path) -> None:
+def hub_import(bundle: Path, db_target: str) -> None:
     """Import a USB results bundle (.etres); importing it again changes nothing."""
     from ..textsafe import one_line
-    from .db import HubDB
     from .ingest import import_bundle
 
-    with HubDB(db_path) as db:
+    with open_hub(db_target, existing=True) as db:
         result = import_bundle(db, bundle)
     reply = result.reply
     # Ids and reasons can quote the bundle: printed on one line, without terminal escapes.
@@ -180,12 +213,11 @@ def hub_import(bundle: Path, db_path: Path) -> None:
 @hub.command("publish")
 @click.argument("pack", type=click.Path(path_type=Path, dir_okay=False))
 @DB_OPTION
-def hub_publish(pack: Path, db_path: Path) -> None:
+def hub_publish(pack: Path, db_target: str) -> None:
     """Add a signed case pack to the catalogue devices download from (they verify it)."""
     from .catalogue import publish
-    from .db import HubDB
 
-    with HubDB(db_path) as db:
+    with open_hub(db_target) as db:
         row = publish(db, pack)
     click.echo(
         f"Published {row['pack_id']} v{row['version']} ({row['size']} bytes, sha256 {row['digest'][:12]})"
@@ -205,12 +237,11 @@ def hub_publish(pack: Path, db_path: Path) -> None:
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write to a file.")
-def hub_report(db_path: Path, by: str, fmt: str, out: Path | None) -> None:
+def hub_report(db_target: str, by: str, fmt: str, out: Path | None) -> None:
     """Progress across devices: per trainee, case, competency, site or device."""
-    from .db import HubDB
     from .report import build_report, format_report
 
-    with HubDB(db_path) as db:
+    with open_hub(db_target, existing=True) as db:
         text = format_report(build_report(db, by), fmt)
     if out is None:
         click.echo(text, nl=not text.endswith("\n"))

@@ -3,13 +3,8 @@
 The queries are plain SQL that SQLite and PostgreSQL both accept: `?` placeholders, TEXT/BIGINT/
 DOUBLE PRECISION columns, ISO 8601 UTC timestamps stored as TEXT (they sort as text), booleans
 stored as 0/1 integers, no upserts, no JSON functions, no `RETURNING`, no date arithmetic. What
-differs between engines lives in `Dialect` and nowhere else:
-
-- how to connect and tune the connection (SQLite: WAL, synchronous=FULL, busy timeout);
-- how a write transaction starts (SQLite: `BEGIN IMMEDIATE` takes the write lock before the first
-  read, so two writers cannot both read the same chain head; PostgreSQL would use `BEGIN` and
-  `SELECT ... FOR UPDATE` on the device row, which `Dialect.for_update` supplies);
-- the DDL for an auto-numbered key and the placeholder style (`?` is rewritten for `%s` drivers).
+differs between engines lives in `edgetutor.hub.engines` and nowhere else, so both engines run
+the same migrations and the same ingest code.
 
 Aggregation for reports is done in Python over plain SELECTs (`edgetutor.hub.report`), so it does
 not depend on an engine's aggregate or window functions either.
@@ -19,54 +14,39 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import EdgeTutorError
+from .engines import Dialect, dialect_for
 
-BUSY_TIMEOUT_S = 10.0
+T = TypeVar("T")
+# A transaction that lost a race (two devices' batches inserting the same event id, two
+# enrollments of one device) is run again from the start; it then sees the winner's rows.
+RACE_RETRIES = 5
 
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+# How long an enrollment token stays valid unless `hub enroll --valid-days` says otherwise: long
+# enough to carry it to a remote site, short enough that a lost slip of paper soon means nothing.
+TOKEN_DAYS = 7.0
+
+
+def later(days: float) -> str:
+    """The timestamp `days` from now, in the same text form as `now()` (they compare as text)."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat(timespec="milliseconds")
+
+
 def token_hash(token: str) -> str:
     """Tokens are stored only as this hash: a copy of the database does not enroll anything."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-class Dialect:
-    """SQLite: the default and the only engine implemented. A PostgreSQL dialect overrides these
-    four members (see docs/hub.md)."""
-
-    name = "sqlite"
-    serial_pk = "INTEGER PRIMARY KEY"
-    for_update = ""
-
-    def connect(self, path: Path) -> sqlite3.Connection:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are begun explicitly (see begin_write), never
-        # implicitly by the driver. check_same_thread=False: HubDB serialises use with a lock.
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        # FULL fsyncs the WAL at each commit: an acknowledged batch survives a power cut.
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        return conn
-
-    def begin_write(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-
-    def sql(self, text: str) -> str:
-        return text
 
 
 # -- migrations: append-only, one function per step, each in the transaction that records it ----
@@ -134,13 +114,14 @@ def m002_practice(db: HubDB) -> None:
 
 
 @migration
-def m003_token_expiry(db: HubDB) -> None:
-    # Enrolment tokens expire (TOKEN_DAYS after they were issued unless told otherwise); a token
-    # issued before this column existed expires TOKEN_DAYS after its creation.
+def m003_credentials(db: HubDB) -> None:
+    # Enrollment tokens expire. Tokens issued before this step never did: the unused ones get
+    # the default lifetime from the upgrade on, so none stays valid for ever.
     db.run("ALTER TABLE tokens ADD COLUMN expires TEXT")
-
-
-TOKEN_DAYS = 7
+    db.run("ALTER TABLE tokens ADD COLUMN replaces TEXT")
+    db.run("ALTER TABLE devices ADD COLUMN revoked_reason TEXT")
+    db.run("ALTER TABLE devices ADD COLUMN replaces TEXT")
+    db.run("UPDATE tokens SET expires = ? WHERE used_by IS NULL", (later(TOKEN_DAYS),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +137,17 @@ class Device:
     last_sync: str | None
     revoked: str | None
     token_hash: str
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+def _rollback(raw: Any) -> None:
+    try:
+        raw.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - a broken connection has no transaction left to end
+        pass
 
 
 def _device(row: Any) -> Device:
@@ -181,31 +173,71 @@ EVENT_COLUMNS = (
 ).split()
 
 
-class HubDB:
-    """One connection, used by one thread at a time (the lock), with explicit transactions.
+class _Conn:
+    """One driver connection, the lock that serialises its use, and its transaction depth."""
 
-    Every method that writes must be called inside `write()`; methods that only read may be
-    called anywhere (each statement sees committed data).
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.lock = threading.RLock()
+        self.depth = 0
+
+
+class HubDB:
+    """The hub database, SQLite or PostgreSQL (`target`: a file path or a postgresql:// URL).
+
+    SQLite: one connection shared by the process's threads under a lock (one writer at a time
+    is all SQLite allows). PostgreSQL: one connection per thread, so batches from different
+    devices are verified and written side by side. Every method that writes must be called
+    inside `write()`; methods that only read may be called anywhere (each statement sees
+    committed data).
     """
 
-    def __init__(self, path: Path, dialect: Dialect | None = None) -> None:
-        self.path = path
-        self.dialect = dialect or Dialect()
-        self._lock = threading.RLock()
-        self._depth = 0
+    def __init__(self, target: str | Path, dialect: Dialect | None = None) -> None:
+        self.dialect = dialect or dialect_for(target)
+        self.target = self.dialect.describe()  # printable: never a password
+        self._local = threading.local()
+        self._all: list[_Conn] = []
+        self._all_lock = threading.Lock()
+        self._shared: _Conn | None = None
+        failures: tuple[type[BaseException], ...] = (OSError, *self.dialect.errors())
         try:
-            self.conn = self.dialect.connect(path)
-        except (OSError, sqlite3.Error) as err:
-            raise EdgeTutorError(f"cannot open hub database {path}: {err}") from err
+            first = self._conn()
+        except failures as err:
+            raise EdgeTutorError(f"cannot open hub database {self.target}: {_one_line(err)}") from err
         try:
             self._migrate()
-        except sqlite3.DatabaseError as err:
-            self.conn.close()
-            raise EdgeTutorError(f"cannot open hub database {path}: {err}") from err
+        except self.dialect.errors() as err:
+            first.raw.close()
+            raise EdgeTutorError(f"cannot open hub database {self.target}: {_one_line(err)}") from err
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (the pack catalogue and tests look beside it)."""
+        return Path(self.target)
+
+    def pack_dir(self) -> Path:
+        return self.dialect.pack_dir()
+
+    def _conn(self) -> _Conn:
+        if self.dialect.shared_connection:
+            if self._shared is None:
+                self._shared = _Conn(self.dialect.connect())
+                self._all.append(self._shared)
+            return self._shared
+        conn: _Conn | None = getattr(self._local, "conn", None)
+        if conn is None or conn.raw.closed:
+            conn = _Conn(self.dialect.connect())
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
 
     def close(self) -> None:
-        with self._lock:
-            self.conn.close()
+        with self._all_lock:
+            for conn in self._all:
+                with conn.lock:
+                    conn.raw.close()
+            self._all.clear()
 
     def __enter__(self) -> HubDB:
         return self
@@ -215,12 +247,25 @@ class HubDB:
 
     # -- plumbing ----------------------------------------------------------------------------
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self._lock:
-            return self.conn.execute(self.dialect.sql(sql), tuple(params)).rowcount
+        conn = self._conn()
+        with conn.lock:
+            return int(conn.raw.execute(self.dialect.sql(sql), self.dialect.params(params)).rowcount)
+
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows (PostgreSQL pipelines them: one round trip, not N)."""
+        if not params:
+            return
+        conn = self._conn()
+        with conn.lock:
+            conn.raw.cursor().executemany(self.dialect.sql(sql), [self.dialect.params(p) for p in params])
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(r) for r in self.conn.execute(self.dialect.sql(sql), tuple(params)).fetchall()]
+        conn = self._conn()
+        with conn.lock:
+            return [
+                dict(r)
+                for r in conn.raw.execute(self.dialect.sql(sql), self.dialect.params(params)).fetchall()
+            ]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         found = self.rows(sql, params)
@@ -230,65 +275,94 @@ class HubDB:
     def write(self) -> Iterator[None]:
         """One transaction: everything inside commits together or not at all. A `write()` inside
         another joins the outer transaction (a USB import enrolls and ingests as one unit)."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
+        conn = self._conn()
+        with conn.lock:
+            if conn.depth:
+                conn.depth += 1
                 try:
                     yield
                 finally:
-                    self._depth -= 1
+                    conn.depth -= 1
                 return
-            self.dialect.begin_write(self.conn)
-            self._depth = 1
+            self.dialect.begin_write(conn.raw)
+            conn.depth = 1
             try:
                 yield
             except BaseException:
-                self.conn.rollback()
+                _rollback(conn.raw)
                 raise
             finally:
-                self._depth = 0
-            self.conn.commit()
+                conn.depth = 0
+            conn.raw.execute("COMMIT")
+
+    def in_transaction(self) -> bool:
+        return self._conn().depth > 0
+
+    def retrying(self, work: Callable[[], T]) -> T:
+        """Run `work` (which opens its own `write()`), again if it lost a race to another writer
+        (see RACE_RETRIES); inside an outer transaction it runs once (the outer one decides)."""
+        if self.in_transaction():
+            return work()
+        for attempt in range(RACE_RETRIES):
+            try:
+                return work()
+            except self.dialect.errors() as err:
+                if not self.dialect.is_race(err) or attempt == RACE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: several SELECTs see the same committed state."""
-        with self._lock:
-            self.conn.execute("BEGIN")
+        conn = self._conn()
+        with conn.lock:
+            self.dialect.begin_read(conn.raw)
             try:
                 yield
             finally:
-                self.conn.rollback()
+                _rollback(conn.raw)
 
     def _migrate(self) -> None:
-        self.run("CREATE TABLE IF NOT EXISTS hub_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+        with self.write():
+            self.dialect.lock_migrations(self._conn().raw)
+            self.run(
+                "CREATE TABLE IF NOT EXISTS hub_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+            )
         for name, step in MIGRATIONS:
             with self.write():
+                # Two hub processes starting on one PostgreSQL database: the second waits here
+                # for the first's step, then finds it recorded and skips it.
+                self.dialect.lock_migrations(self._conn().raw)
                 if self.one("SELECT name FROM hub_migrations WHERE name = ?", (name,)):
                     continue
                 step(self)
                 self.run("INSERT INTO hub_migrations (name, applied) VALUES (?, ?)", (name, now()))
 
+    def migrations(self) -> list[str]:
+        return [r["name"] for r in self.rows("SELECT name FROM hub_migrations ORDER BY name")]
+
     # -- tokens --------------------------------------------------------------------------------
-    def add_token(self, token: str, site: str, label: str | None, days: float = TOKEN_DAYS) -> str:
-        """Store the token's hash; return when it expires (ISO UTC)."""
-        issued = dt.datetime.now(dt.UTC)
-        expires = (issued + dt.timedelta(days=days)).isoformat(timespec="milliseconds")
+    def add_token(
+        self, token: str, site: str, label: str | None, expires: str, replaces: str | None = None
+    ) -> None:
         self.run(
-            "INSERT INTO tokens (hash, site, label, created, expires) VALUES (?, ?, ?, ?, ?)",
-            (token_hash(token), site, label, issued.isoformat(timespec="milliseconds"), expires),
+            "INSERT INTO tokens (hash, site, label, created, expires, replaces) VALUES (?, ?, ?, ?, ?, ?)",
+            (token_hash(token), site, label, now(), expires, replaces),
         )
-        return expires
 
     def open_tokens(self) -> int:
         """Tokens issued, not used and not expired."""
         return int(
-            self.rows("SELECT count(*) AS n FROM tokens WHERE used_by IS NULL AND expires > ?", (now(),))[0][
-                "n"
-            ]
+            self.rows("SELECT count(*) AS n FROM tokens WHERE used_by IS NULL AND expires > ?", (now(),))[0]["n"]
         )
 
-    def token(self, token: str) -> dict[str, Any] | None:
-        return self.one("SELECT * FROM tokens WHERE hash = ?", (token_hash(token),))
+    def token(self, token: str, lock: bool = False) -> dict[str, Any] | None:
+        """The token's row; `lock` holds it until the transaction ends (two enrollments racing
+        for one token on PostgreSQL: the second waits, then sees it used)."""
+        return self.one(
+            "SELECT * FROM tokens WHERE hash = ?" + (self.dialect.for_update if lock else ""),
+            (token_hash(token),),
+        )
 
     def use_token(self, hashed: str, device_id: str) -> None:
         self.run("UPDATE tokens SET used_by = ?, used_at = ? WHERE hash = ?", (device_id, now(), hashed))
@@ -325,11 +399,17 @@ class HubDB:
             (acked_seq, head, now(), device_id),
         )
 
-    def revoke(self, device_id: str) -> bool:
+    def revoke(self, device_id: str, reason: str = "revoked") -> bool:
         return (
-            self.run("UPDATE devices SET revoked = ? WHERE id = ? AND revoked IS NULL", (now(), device_id))
+            self.run(
+                "UPDATE devices SET revoked = ?, revoked_reason = ? WHERE id = ? AND revoked IS NULL",
+                (now(), reason, device_id),
+            )
             > 0
         )
+
+    def set_replaces(self, device_id: str, old_id: str) -> None:
+        self.run("UPDATE devices SET replaces = ? WHERE id = ?", (old_id, device_id))
 
     # -- events --------------------------------------------------------------------------------
     def event_by_id(self, event_id: str) -> dict[str, Any] | None:
@@ -341,10 +421,40 @@ class HubDB:
             (device_id, seq),
         )
 
+    def events_by_ids(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """{event_id: {device_id, seq, hash}} for those of `event_ids` already stored (one query
+        per 1,000 ids, not one per event: a batch's lookups cost a few round trips)."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = sorted(set(event_ids))
+        for i in range(0, len(unique), 1000):
+            chunk = unique[i : i + 1000]
+            marks = ", ".join("?" for _ in chunk)
+            for r in self.rows(
+                f"SELECT event_id, device_id, seq, hash FROM events WHERE event_id IN ({marks})", chunk
+            ):
+                found[r["event_id"]] = r
+        return found
+
+    def hashes_by_seq(self, device_id: str, low: int, high: int) -> dict[int, str]:
+        """{seq: hash} of the device's stored events with low <= seq <= high."""
+        return {
+            int(r["seq"]): r["hash"]
+            for r in self.rows(
+                "SELECT seq, hash FROM events WHERE device_id = ? AND seq >= ? AND seq <= ?",
+                (device_id, low, high),
+            )
+        }
+
     def add_event(self, values: dict[str, Any]) -> None:
+        self.add_events([values])
+
+    def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         names = ", ".join(EVENT_COLUMNS)
         marks = ", ".join("?" for _ in EVENT_COLUMNS)
-        self.run(f"INSERT INTO events ({names}) VALUES ({marks})", [values.get(c) for c in EVENT_COLUMNS])
+        self.run_many(
+            f"INSERT INTO events ({names}) VALUES ({marks})",
+            [[v.get(c) for c in EVENT_COLUMNS] for v in rows],
+        )
 
     def count_events(self, device_id: str | None = None) -> int:
         if device_id is None:

@@ -16,8 +16,8 @@ Ingest rules for one batch from device D (one transaction; see docs/hub.md):
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -35,7 +35,7 @@ from ..packs.signing import key_id, parse_public_key
 from ..packs.trust import DEMO_PACK_IDS
 from ..sync import protocol
 from . import HubError
-from .db import TOKEN_DAYS, Device, HubDB, now, token_hash
+from .db import TOKEN_DAYS, Device, HubDB, later, now, token_hash
 
 log = logging.getLogger("edgetutor.hub")
 
@@ -51,6 +51,8 @@ MAX_NUMBER_DIGITS = 30
 MAX_TOKEN_CHARS = 200
 MAX_KEY_CHARS = 1000
 MAX_LABEL_CHARS = 100
+# A token valid for longer than this is a standing password: refused at issue.
+MAX_TOKEN_DAYS = 90.0
 
 
 @dataclass
@@ -71,16 +73,38 @@ class BatchResult:
         }
 
 
-def new_token(db: HubDB, site: str, label: str | None = None, days: float = TOKEN_DAYS) -> str:
-    """Issue a single-use enrollment token for `site`, valid for `days`; only its hash is stored."""
+def new_token(db: HubDB, site: str, label: str | None = None, valid_days: float = TOKEN_DAYS) -> str:
+    """Issue a single-use enrollment token for `site`, valid `valid_days`; only its hash is stored."""
     site = site.strip()
     if not site:
         raise HubError("the site name must not be empty")
-    if not 0 < days <= 90:
-        raise HubError("an enrollment token is valid for more than 0 and at most 90 days")
+    if not 0 < valid_days <= MAX_TOKEN_DAYS:
+        raise HubError(f"a token is valid for more than 0 and at most {MAX_TOKEN_DAYS:g} days")
     token = secrets.token_urlsafe(24)
     with db.write():
-        db.add_token(token, site, (label or "").strip() or None, days)
+        db.add_token(token, site, (label or "").strip() or None, later(valid_days))
+    return token
+
+
+def rotate(db: HubDB, device_id: str, valid_days: float = TOKEN_DAYS) -> str:
+    """Retire DEVICE's key and issue a single-use token for a new key at the same site and label.
+
+    The old key can send nothing more (its results stay, as for a revoked device); the device
+    that enrolls with the new token is recorded as replacing it. Raises HubError when the
+    device is unknown or already revoked (a revoked key is not rotated: issue a token instead).
+    """
+    if not 0 < valid_days <= MAX_TOKEN_DAYS:
+        raise HubError(f"a token is valid for more than 0 and at most {MAX_TOKEN_DAYS:g} days")
+    token = secrets.token_urlsafe(24)
+    with db.write():
+        device = db.device(device_id, lock=True)
+        if device is None:
+            raise HubError(f"no device {device_id} is enrolled")
+        if device.revoked:
+            raise HubError(f"device {device_id} is already revoked; issue a new token with hub enroll")
+        db.revoke(device_id, "rotated")
+        db.add_token(token, device.site, device.label, later(valid_days), replaces=device_id)
+    log.info("rotated the key of device %s at site %s", device_id, device.site)
     return token
 
 
@@ -131,16 +155,26 @@ def enroll(
         raise HubError("device_id is not the id of the public key")
     if proof is not None and not protocol.check_enroll_proof(key, token, device_id, proof):
         raise HubError("enrollment proof does not verify with the public key")
+    return db.retrying(lambda: _enroll(db, token, device_id, public_key, key, label, via))
+
+
+def _enroll(
+    db: HubDB, token: str, device_id: str, public_key: str, key: Ed25519PublicKey, label: str | None, via: str
+) -> Device:
     with db.write():
-        row = db.token(token)
+        row = db.token(token, lock=True)
         if row is None:
             raise HubError("unknown enrollment token")
+        if row["used_by"] is None and row["expires"] is not None and row["expires"] <= now():
+            raise HubError(
+                f"enrollment token expired on {row['expires'][:16].replace('T', ' ')} UTC; issue a new one"
+            )
         existing = db.device(device_id, lock=True)
         if row["used_by"] is not None:
             if (
                 row["used_by"] == device_id
                 and existing is not None
-                and existing.token_hash == token_hash(token)
+                and hmac.compare_digest(existing.token_hash, token_hash(token))
                 and _public_key(existing.public_key) == key
             ):
                 if existing.revoked:
@@ -151,17 +185,11 @@ def enroll(
             raise HubError(
                 f"device {device_id} is already enrolled" + (" and revoked" if existing.revoked else "")
             )
-        expires = row.get("expires") or (
-            dt.datetime.fromisoformat(row["created"]) + dt.timedelta(days=TOKEN_DAYS)
-        ).isoformat(timespec="milliseconds")
-        if expires <= now():
-            raise HubError(
-                f"enrollment token expired on {expires[:10]}: ask the coordinator for a new one "
-                "(edgetutor hub enroll)"
-            )
         label = row["label"] or label or None
         db.add_device(device_id, public_key, row["site"], label, row["hash"], via, protocol.GENESIS)
         db.use_token(row["hash"], device_id)
+        if row["replaces"]:
+            db.set_replaces(device_id, row["replaces"])
         device = db.device(device_id)
     assert device is not None
     log.info("enrolled device %s at site %s via %s", device_id, device.site, via)
@@ -202,7 +230,7 @@ def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
     return value if isinstance(value, kind) else None
 
 
-def columns(event: dict[str, Any], via: str, received: str) -> dict[str, Any]:
+def columns(event: dict[str, Any], via: str, received: str, raw: bytes | None = None) -> dict[str, Any]:
     """The stored row: the whole signed event plus the fields reports read, each None if absent."""
     p = event["payload"]
     comps = _text(p, "case", "competencies")
@@ -219,7 +247,7 @@ def columns(event: dict[str, Any], via: str, received: str) -> dict[str, Any]:
         "created": event["created"],
         "received": received,
         "via": via,
-        "body": protocol.canonical(event).decode("utf-8"),
+        "body": (raw or protocol.canonical(event)).decode("utf-8"),
         "attempt_id": _typed(p.get("attempt_id"), str),
         "trainee_ref": None if trainee_ref is None else str(trainee_ref),
         "trainee_name": _typed(_text(p, "trainee", "name"), str),
@@ -273,7 +301,29 @@ def ingest(
     if len(events) > MAX_BATCH:
         raise HubError(f"a batch holds at most {MAX_BATCH} events", 400)
     key = _public_key(device.public_key)
+    return db.retrying(lambda: _ingest_batch(db, device, key, events, via, idempotency))
+
+
+@dataclass
+class _Known:
+    """What the database already holds for this batch, read once up front (a few queries per
+    batch instead of two per event), then kept current as the batch accepts events."""
+
+    by_id: dict[str, dict[str, Any]]
+    by_seq: dict[int, str]
+
+
+def _ingest_batch(
+    db: HubDB,
+    device: Device,
+    key: Ed25519PublicKey,
+    events: list[Any],
+    via: str,
+    idempotency: tuple[str, str] | None,
+) -> dict[str, Any]:
     with db.write():
+        # The device's row, locked until commit (PostgreSQL; SQLite holds the database write
+        # lock already): one batch per device at a time, so two cannot read the same head.
         current = db.device(device.id, lock=True)
         assert current is not None
         if current.revoked:  # revoked between the check above and this transaction
@@ -281,13 +331,15 @@ def ingest(
         if idempotency is not None:
             seen = db.idempotent(device.id, idempotency[0])
             if seen is not None:
-                if seen["request_hash"] != idempotency[1]:
+                if not hmac.compare_digest(seen["request_hash"], idempotency[1]):
                     raise HubError("Idempotency-Key was already used for a different request", 422)
                 stored: dict[str, Any] = json.loads(seen["response"])
                 return stored
         result = BatchResult(current.acked_seq, current.head)
+        known = _lookup(db, device.id, events)
         received = now()
         stopped = False
+        fresh: list[dict[str, Any]] = []
         for event in events:
             ev_id = event.get("event_id") if isinstance(event, dict) else None
             seq = event.get("seq") if isinstance(event, dict) else None
@@ -296,10 +348,13 @@ def ingest(
             if stopped:
                 result.rejected.append({"event_id": ev_id, "seq": seq, "reason": NOT_PROCESSED})
                 continue
-            reason = _judge(db, device.id, key, event, result)
+            raw = _canonical(event)
+            reason = _judge(known, device.id, key, event, raw, result)
             if reason is None:
                 if event["seq"] == result.acked_seq + 1:
-                    db.add_event(columns(event, via, received))
+                    fresh.append(columns(event, via, received, raw))
+                    known.by_id[event["event_id"]] = {"device_id": device.id, "hash": event["hash"]}
+                    known.by_seq[event["seq"]] = event["hash"]
                     result.acked_seq, result.head = event["seq"], event["hash"]
                     result.accepted += 1
                 else:
@@ -312,11 +367,19 @@ def ingest(
             # chain needed does, and nothing after it can be accepted.
             if seq is None or seq > result.acked_seq:
                 stopped = True
+        db.add_events(fresh)
         db.advance(device.id, result.acked_seq, result.head)
         reply = result.reply()
         if idempotency is not None:
             db.remember(device.id, idempotency[0], idempotency[1], json.dumps(reply))
     return reply
+
+
+def _lookup(db: HubDB, device_id: str, events: list[Any]) -> _Known:
+    ids = [e["event_id"] for e in events if isinstance(e, dict) and isinstance(e.get("event_id"), str)]
+    seqs = [s for e in events if isinstance(e, dict) and (s := _typed(e.get("seq"), int)) is not None]
+    by_seq = db.hashes_by_seq(device_id, min(seqs), max(seqs)) if seqs else {}
+    return _Known(db.events_by_ids(ids), by_seq)
 
 
 def _digest(event: Any) -> str | None:
@@ -327,7 +390,17 @@ def _digest(event: Any) -> str | None:
         return None
 
 
-def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: BatchResult) -> str | None:
+def _canonical(event: Any) -> bytes | None:
+    """The event's canonical bytes (computed once: sized, then stored), None if it has none."""
+    try:
+        return protocol.canonical(event)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _judge(
+    known: _Known, device_id: str, key: Ed25519PublicKey, event: Any, raw: bytes | None, state: BatchResult
+) -> str | None:
     """None if `event` is the next in the chain or a replay of a stored one; else why it is refused."""
     if (
         isinstance(event, dict)
@@ -335,10 +408,9 @@ def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: 
         and event["device_id"] != device_id
     ):
         return "event belongs to another device"
-    try:
-        size = len(protocol.canonical(event))
-    except (TypeError, ValueError, RecursionError):
+    if raw is None:
         return "malformed event"
+    size = len(raw)
     if size > MAX_EVENT_BYTES:
         return f"event of {size:,} bytes: at most {MAX_EVENT_BYTES // 1024} kB"
     problem = protocol.check_event(event, key)
@@ -347,13 +419,12 @@ def _judge(db: HubDB, device_id: str, key: Ed25519PublicKey, event: Any, state: 
     seq, ev_id, digest = event["seq"], event["event_id"], event["hash"]
     if seq >= INT64:
         return "malformed sequence number"
-    same_id = db.event_by_id(ev_id)
+    same_id = known.by_id.get(ev_id)
     if same_id is not None:
         if same_id["hash"] == digest:
             return None
         return f"conflicting content: event {ev_id} was already accepted with a different hash"
-    same_seq = db.event_by_seq(device_id, seq)
-    if same_seq is not None:
+    if seq in known.by_seq:
         return f"fork: seq {seq} was already accepted with a different hash"
     expected = state.acked_seq + 1
     if seq > expected:

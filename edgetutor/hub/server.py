@@ -39,6 +39,8 @@ DEFAULT_PER_DEVICE = Rate(10.0, 20)
 
 log = logging.getLogger("edgetutor.hub")
 
+# Seconds an idle keep-alive connection is kept open.
+REQUEST_IDLE_S = 5
 # A batch of 200 results is ~0.5 MB; a request is refused past this, before it is read whole.
 MAX_BODY = 16 * 1024 * 1024
 # The dashboard runs no script at all: even a name that slipped past escaping could not execute.
@@ -328,20 +330,45 @@ def make_app(
     )
 
 
+# A worker process started by `serve(..., workers=N)` reads what to open from here (uvicorn
+# starts workers with "spawn": they import the app factory by name, nothing is inherited).
+WORKER_DB_ENV = "EDGETUTOR_HUB_WORKER_DB"
+WORKER_ANYWHERE_ENV = "EDGETUTOR_HUB_WORKER_ANYWHERE"
+WORKER_RATES_ENV = "EDGETUTOR_HUB_WORKER_RATES"
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process (uvicorn calls this factory in each worker)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db = HubDB(os.environ[WORKER_DB_ENV])
+    rates = os.environ.get(WORKER_RATES_ENV, "").split()
+    per_address, per_device = (
+        (Rate.parse(rates[0]), Rate.parse(rates[1])) if len(rates) == 2 else (DEFAULT_PER_ADDRESS, DEFAULT_PER_DEVICE)
+    )
+    # each worker keeps its own buckets: the limits are per worker process (docs/hub.md)
+    return make_app(db, os.environ.get(WORKER_ANYWHERE_ENV) == "1", per_address, per_device)
+
+
 def serve(
-    db_path: Path,
+    db_target: str | Path,
     host: str,
     port: int,
     log_level: str = "warning",
     dashboard_anywhere: bool = False,
     per_address: Rate = DEFAULT_PER_ADDRESS,
     per_device: Rate = DEFAULT_PER_DEVICE,
+    workers: int = 1,
 ) -> None:
-    """Open the database, bind, print one line with the real address, then serve until stopped."""
+    """Open the database (migrating it once, here), bind, print one line with the real address,
+    then serve until stopped: in this process, or in `workers` processes sharing the socket.
+
+    Several workers are safe on both engines: each batch is one transaction that locks its
+    device (PostgreSQL: the device row; SQLite: the whole database), so two processes never
+    both extend one chain. They only pay off on PostgreSQL, where writes run in parallel.
+    """
     import uvicorn
 
-    db = HubDB(db_path)
-    app = make_app(db, dashboard_anywhere, per_address, per_device)
+    db = HubDB(db_target)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -355,11 +382,41 @@ def serve(
     real_port = sock.getsockname()[1]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = f"[{host}]" if ":" in host else host
-    print(f"EdgeTutor hub listening on http://{shown}:{real_port} (db {db_path})", flush=True)
-    # A connection idle for 15 s is closed (a slow client cannot hold a worker open).
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=15)
+    where = db.target
+    if workers == 1:
+        app: Any = make_app(db, dashboard_anywhere, per_address, per_device)
+    else:
+        db.close()  # each worker opens its own
+        os.environ[WORKER_DB_ENV] = str(db_target)
+        os.environ[WORKER_ANYWHERE_ENV] = "1" if dashboard_anywhere else "0"
+        os.environ[WORKER_RATES_ENV] = f"{per_address.per_second}/s:{per_address.burst} {per_device.per_second}/s:{per_device.burst}"
+        app = "edgetutor.hub.server:worker_app"
+    suffix = f", {workers} workers" if workers > 1 else ""
+    print(f"EdgeTutor hub listening on http://{shown}:{real_port} (db {where}{suffix})", flush=True)
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        factory=workers > 1,
+        workers=workers,
+        # A client that opens a connection and sends nothing is dropped after this long.
+        timeout_keep_alive=REQUEST_IDLE_S,
+    )
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            import inspect
+
+            from uvicorn.supervisors import Multiprocess
+
+            # uvicorn's supervisor took a `target` (the server's run) until recent versions.
+            if "target" in inspect.signature(Multiprocess).parameters:
+                supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])  # type: ignore[call-arg]
+            else:
+                supervisor = Multiprocess(config, sockets=[sock])
+            supervisor.run()
     finally:
         db.close()
         sys.stdout.flush()
