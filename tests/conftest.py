@@ -98,6 +98,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(models, "repo_models_dir", lambda: None)
     monkeypatch.delenv("EDGETUTOR_MODEL", raising=False)
     return work
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the session (tests/postgres.py); each test that needs a

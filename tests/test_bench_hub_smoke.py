@@ -13,8 +13,11 @@ def test_bench_hub_runs_and_reports() -> None:
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    result = bench.main(["--events", "60", "--batch", "25", "--json"])
-    assert (result["events"], result["batch"]) == (60, 25)
+    result = bench.main(
+        ["--devices", "3", "--events-per-device", "20", "--batch", "10", "--clients", "3", "--json"]
+    )
+    assert (result["events"], result["batch"]) == (60, 10)
+    assert (result["lost"], result["duplicated"]) == (0, 0)
     assert result["events_per_s"] > 0 and result["replay_events_per_s"] > 0
     assert result["batch_ms_p95"] >= result["batch_ms_median"] > 0 and result["db_bytes_per_event"] > 0
 

@@ -63,7 +63,9 @@ def test_enrol_tokens_default_to_seven_days_and_the_cli_checks_the_range(tmp_pat
 
     span = datetime.fromisoformat(expires) - datetime.fromisoformat(created)
     assert span.days == 7 and span.seconds == 0
-    bad = runner.invoke(make_cli(), ["hub", "enroll", "--db", str(db), "--site", "Kisumu", "--valid-days", "365"])
+    bad = runner.invoke(
+        make_cli(), ["hub", "enroll", "--db", str(db), "--site", "Kisumu", "--valid-days", "365"]
+    )
     assert bad.exit_code == 1 and "at most 90 days" in bad.output
     assert rows(db, "SELECT count(*) FROM tokens") == [(1,)]  # nothing written for the refused one
     with HubDB(db) as hub_db:

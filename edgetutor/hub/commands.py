@@ -85,7 +85,7 @@ def hub_serve(
         address_rate, device_rate = Rate.parse(per_address), Rate.parse(per_device)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
-    serve(db_target, host, port, log_level, dashboard_from_anywhere, workers, address_rate, device_rate)
+    serve(db_target, host, port, log_level, dashboard_from_anywhere, address_rate, device_rate, workers)
 
 
 VALID_DAYS_OPTION = click.option(

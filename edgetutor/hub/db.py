@@ -353,7 +353,9 @@ class HubDB:
     def open_tokens(self) -> int:
         """Tokens issued, not used and not expired."""
         return int(
-            self.rows("SELECT count(*) AS n FROM tokens WHERE used_by IS NULL AND expires > ?", (now(),))[0]["n"]
+            self.rows("SELECT count(*) AS n FROM tokens WHERE used_by IS NULL AND expires > ?", (now(),))[0][
+                "n"
+            ]
         )
 
     def token(self, token: str, lock: bool = False) -> dict[str, Any] | None:

@@ -343,7 +343,9 @@ def worker_app() -> Starlette:
     db = HubDB(os.environ[WORKER_DB_ENV])
     rates = os.environ.get(WORKER_RATES_ENV, "").split()
     per_address, per_device = (
-        (Rate.parse(rates[0]), Rate.parse(rates[1])) if len(rates) == 2 else (DEFAULT_PER_ADDRESS, DEFAULT_PER_DEVICE)
+        (Rate.parse(rates[0]), Rate.parse(rates[1]))
+        if len(rates) == 2
+        else (DEFAULT_PER_ADDRESS, DEFAULT_PER_DEVICE)
     )
     # each worker keeps its own buckets: the limits are per worker process (docs/hub.md)
     return make_app(db, os.environ.get(WORKER_ANYWHERE_ENV) == "1", per_address, per_device)
@@ -389,7 +391,9 @@ def serve(
         db.close()  # each worker opens its own
         os.environ[WORKER_DB_ENV] = str(db_target)
         os.environ[WORKER_ANYWHERE_ENV] = "1" if dashboard_anywhere else "0"
-        os.environ[WORKER_RATES_ENV] = f"{per_address.per_second}/s:{per_address.burst} {per_device.per_second}/s:{per_device.burst}"
+        os.environ[WORKER_RATES_ENV] = (
+            f"{per_address.per_second}/s:{per_address.burst} {per_device.per_second}/s:{per_device.burst}"
+        )
         app = "edgetutor.hub.server:worker_app"
     suffix = f", {workers} workers" if workers > 1 else ""
     print(f"EdgeTutor hub listening on http://{shown}:{real_port} (db {where}{suffix})", flush=True)
