@@ -111,10 +111,10 @@ def test_later_turns_reuse_the_prompt_prefix(demo_installed: Path, tmp_path: Pat
     )
     model_turns = [t for t in doc["turns"] if "evaluated_tokens" in t["timings"]]
     assert len(model_turns) == 3
-    first, *later = model_turns
-    assert first["timings"]["evaluated_tokens"] == first["timings"]["prompt_tokens"]
-    for turn in later:
-        # Only the new question and its facts are evaluated: the persona prefix comes from the KV cache.
+    # The case's stable prefix (persona, rules, example) is made ready at case start (evaluated
+    # once, or loaded from its saved state), so every turn, the first included, evaluates only its
+    # own question and facts.
+    for turn in model_turns:
         assert turn["timings"]["evaluated_tokens"] < turn["timings"]["prompt_tokens"] * 0.5
 
 
