@@ -36,6 +36,9 @@ class Tmux:
         if shutil.which("tmux") is None:
             raise SystemExit("tmux is not installed (apt-get install tmux)")
         self.name = f"edgetutor-{os.getpid()}-{int(time.time() * 1000)}"
+        # Textual sizes itself from COLUMNS/LINES when they are set (pytest sets 80x24 in its
+        # environment, which tmux passes on): give the window's own size.
+        env = {**env, "COLUMNS": str(width), "LINES": str(height)}
         exports = " ".join(f"{k}={v}" for k, v in env.items())
         subprocess.run(
             [
@@ -76,12 +79,32 @@ class Tmux:
 QUESTIONS = ("how long have you had the fever?", "any fits or jerking?")
 
 
-def run(home: Path, questions: tuple[str, ...] = QUESTIONS) -> dict[str, Any]:
+def log_words(screen: str) -> str:
+    """The conversation log's words, in order: the first panel's column of each line, so that a
+    wrapped reply ("[case" | "answer]") reads whole and the side panels' titles stay out."""
+    column = []
+    for line in screen.splitlines():
+        if line[:1] in "│╭╰":
+            end = re.search(r"[│╮╯]", line[1:])
+            column.append(line[1 : end.start() + 1] if end else line[1:])
+    return " ".join(re.sub(r"[\u2500-\u259f]", " ", " ".join(column)).split())
+
+
+def run(
+    home: Path, questions: tuple[str, ...] = QUESTIONS, size: tuple[int, int] = (100, 30)
+) -> dict[str, Any]:
     """Launch the app on an EDGETUTOR_HOME with the demo pack installed and time it."""
     exe = Path(sys.executable).parent / "edgetutor"
-    env = {"EDGETUTOR_HOME": str(home), "OPENBLAS_NUM_THREADS": "1", "TERM": "xterm-256color"}
+    # A fresh home has no qualification record for the model: let it speak anyway (its replies
+    # are still guarded), so that what is timed is the model, not the authored answers.
+    env = {
+        "EDGETUTOR_HOME": str(home),
+        "EDGETUTOR_UNQUALIFIED": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "TERM": "xterm-256color",
+    }
     start = time.perf_counter()
-    tmux = Tmux(str(exe), env)
+    tmux = Tmux(str(exe), env, *size)
     try:
         trainee = tmux.wait_for(lambda s: "who is practising" in s)
         tmux.send("Amina", "Enter")
@@ -103,9 +126,8 @@ def run(home: Path, questions: tuple[str, ...] = QUESTIONS) -> dict[str, Any]:
             asked = f"You: {question}"
 
             def tail(screen: str, asked: str = asked) -> str:
-                # What follows the question once it is on screen (nothing before that).
-                # Panel borders cut a wrapped line ("[case" | "answer]"): read the words only.
-                flat = " ".join(re.sub(r"[\u2500-\u259f]", " ", screen).split())
+                # What follows the question in the log once it is on screen (nothing before).
+                flat = log_words(screen)
                 return flat.split(asked)[-1] if asked in flat else ""
 
             # "thinking..." shows at once; "speaking..." replaces it when the first piece arrives.

@@ -27,11 +27,13 @@ def test_real_app_in_tmux_answers_a_question(tmp_path: Path) -> None:
         [str(exe), "pack", "install", str(ROOT / "casepacks")],
         check=True, capture_output=True, env={**os.environ, "EDGETUTOR_HOME": str(home)},
     )  # fmt: skip
-    result = bench.run(home, ("how long have you had the fever?", "any fits or jerking?"))
+    # The classic 80x24 terminal: the smallest the screens are laid out for, where replies wrap.
+    result = bench.run(home, ("how long have you had the fever?", "any fits or jerking?"), size=(80, 24))
     screen = result["reply_screen"]
-    after = screen.split("You: any fits or jerking?")[-1]
+    assert max(len(line) for line in screen.splitlines()) == 80, screen  # really 80 wide
+    after = bench.log_words(screen).split("You: any fits or jerking?")[-1]
     assert "Patient:" in after and ("[model]" in after or "[case answer]" in after), screen
     # Whatever the model said, the guard kept it to the case: no fits.
-    words = " ".join(after.split()).lower()
+    words = after.lower()
     assert "fits" in words and ("no" in words.split() or "not" in words.split()), screen
     assert result["launch_to_library_s"] > 0 and result["question_to_final_reply_s"] > 0
