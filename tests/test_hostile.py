@@ -609,6 +609,7 @@ def test_a_damaged_trust_store_is_one_line(tmp_path: Path, home: Path) -> None:
 
 
 def test_demo_pack_results_are_practice_at_the_hub(hub_db: Path) -> None:
+    from edgetutor.hub.accounts import EVERYTHING
     from edgetutor.hub.dashboard import render
     from edgetutor.hub.ingest import enroll, ingest
     from edgetutor.hub.report import build_report
@@ -625,9 +626,9 @@ def test_demo_pack_results_are_practice_at_the_hub(hub_db: Path) -> None:
         reply = ingest(db, device.id, [real, device.event(demo_payload)])
         assert reply["accepted"] == 2
         assert db.rows("SELECT practice FROM events ORDER BY seq") == [{"practice": 0}, {"practice": 1}]
-        trainees = [r["trainee"] for r in build_report(db, "trainee")["rows"]]
+        trainees = [r["trainee"] for r in build_report(db, "trainee", EVERYTHING)["rows"]]
         assert trainees == ["Real"]
-        page = render(db)
+        page = render(db, None, EVERYTHING)
     assert 'id="practice"' in page and "Practice (demo packs)<b>1</b>" in page
 
 

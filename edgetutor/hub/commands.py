@@ -239,10 +239,12 @@ def hub_publish(pack: Path, db_target: str) -> None:
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write to a file.")
 def hub_report(db_target: str, by: str, fmt: str, out: Path | None) -> None:
     """Progress across devices: per trainee, case, competency, site or device."""
+    from .accounts import EVERYTHING
     from .report import build_report, format_report
 
     with open_hub(db_target, existing=True) as db:
-        text = format_report(build_report(db, by), fmt)
+        # The hub's own database: whoever can open it sees every site.
+        text = format_report(build_report(db, by, EVERYTHING), fmt)
     if out is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
@@ -250,3 +252,139 @@ def hub_report(db_target: str, by: str, fmt: str, out: Path | None) -> None:
 
         atomic_write_bytes(out, text.encode("utf-8"))
         click.echo(f"Wrote {out}", err=True)
+
+
+# -- coordinator accounts (accounts.py) ----------------------------------------------------------
+def _password(from_stdin: bool) -> str:
+    """The new password: one line from stdin (scripts), or typed twice at a hidden prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise click.UsageError("no terminal to type a password at: pass it on stdin with --password-stdin")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin (else: prompt)."
+)
+
+
+@hub.group("user")
+def hub_user() -> None:
+    """Coordinator accounts: who may read the dashboard, and which sites they see."""
+
+
+@hub_user.command("add")
+@click.argument("name")
+@EXISTING_DB_OPTION
+@click.option(
+    "--role",
+    type=click.Choice(["national", "district", "site"]),
+    required=True,
+    help="national admin (every site), district coordinator or site supervisor.",
+)
+@click.option("--scope", default=None, help="The district (district role) or the site (site role).")
+@PASSWORD_STDIN
+def hub_user_add(name: str, db_target: str, role: str, scope: str | None, password_stdin: bool) -> None:
+    """Create an account NAME. Once a hub has one account, its dashboard needs a sign-in."""
+    from .accounts import add_user
+
+    with open_hub(db_target, existing=True) as db:
+        first = db.count_users() == 0
+        account = add_user(db, name, role, scope, _password(password_stdin))
+    click.echo(f"Account {account.name}: {account.describe()}")
+    if first:
+        click.echo(
+            "This is the hub's first account: from now on the dashboard asks everyone to sign in.",
+            err=True,
+        )
+
+
+@hub_user.command("list")
+@EXISTING_DB_OPTION
+def hub_user_list(db_target: str) -> None:
+    """List accounts: name, role, scope, created."""
+    from .accounts import ROLES
+
+    with open_hub(db_target, existing=True) as db:
+        rows = db.users()
+    if not rows:
+        click.echo("No accounts: the dashboard answers the hub machine only.")
+        return
+    for r in rows:
+        click.echo(
+            f"{r['name']}  {ROLES.get(r['role'], r['role'])}  {r['scope'] or '(every site)'}  {r['created'][:10]}"
+        )
+
+
+@hub_user.command("passwd")
+@click.argument("name")
+@EXISTING_DB_OPTION
+@PASSWORD_STDIN
+def hub_user_passwd(name: str, db_target: str, password_stdin: bool) -> None:
+    """Set NAME's password; NAME is signed out everywhere."""
+    from .accounts import change_password
+
+    with open_hub(db_target, existing=True) as db:
+        change_password(db, name, _password(password_stdin))
+    click.echo(f"Password of {name} changed; every session of {name} has ended.")
+
+
+@hub_user.command("remove")
+@click.argument("name")
+@EXISTING_DB_OPTION
+def hub_user_remove(name: str, db_target: str) -> None:
+    """Remove NAME's account (signed out at once; the audit log keeps what they did)."""
+    from .accounts import remove_user
+
+    with open_hub(db_target, existing=True) as db:
+        remove_user(db, name)
+    click.echo(f"Account {name} removed.")
+
+
+@hub.command("site")
+@click.argument("site")
+@EXISTING_DB_OPTION
+@click.option("--district", required=True, help="The district the site belongs to.")
+def hub_site(site: str, db_target: str, district: str) -> None:
+    """Put SITE in DISTRICT: that district's coordinators see its results from now on."""
+    from . import HubError
+
+    district = district.strip()
+    if not district or not site.strip():
+        raise HubError("a site and a district need a name")
+    with open_hub(db_target, existing=True) as db:
+        with db.write():
+            db.set_district(site, district)
+            db.add_audit(None, None, "site assigned", f"{site} -> {district}")
+    click.echo(f"Site {site!r} is in district {district!r}.")
+
+
+@hub.command("sites")
+@EXISTING_DB_OPTION
+def hub_sites(db_target: str) -> None:
+    """List every site the hub knows, with its district (or none: national admins only)."""
+    from ..textsafe import one_line
+
+    with open_hub(db_target, existing=True) as db:
+        districts = db.districts()
+        sites = db.known_sites()
+    for site in sites:
+        click.echo(f"{one_line(site, 100)}  {one_line(districts.get(site, '(no district)'), 100)}")
+
+
+@hub.command("audit")
+@EXISTING_DB_OPTION
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--user", "user", default=None, help="Only this account's records.")
+def hub_audit(db_target: str, limit: int, user: str | None) -> None:
+    """Who viewed, exported or signed in, newest first; account and site changes too."""
+    from ..textsafe import one_line
+
+    with open_hub(db_target, existing=True) as db:
+        rows = db.audit(limit, user)
+    for r in rows:
+        who = r["user_name"] or ("(hub machine)" if r["address"] else "(command line)")
+        where = f" from {r['address']}" if r["address"] else ""
+        detail = f": {r['detail']}" if r["detail"] else ""
+        click.echo(one_line(f"{r['at'][:19]}Z  {who}{where}  {r['action']}{detail}", 400))

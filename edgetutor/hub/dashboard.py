@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from .. import __version__
 from ..scoring.outcome import outcome, plural
+from .accounts import Scope
 from .db import HubDB, now
 from .report import BINS, Attempt, Filters, overview
 
@@ -151,10 +152,11 @@ def filter_form(data: dict[str, Any], f: Filters) -> str:
     )
 
 
-def render(db: HubDB, filters: Filters | None = None) -> str:
-    """The overview page for the current state of the database, narrowed by `filters`."""
+def render(db: HubDB, filters: Filters | None, scope: Scope) -> str:
+    """The overview page for the current state of the database at the sites `scope` allows,
+    narrowed by `filters`."""
     f = filters or Filters()
-    data = overview(db, f)
+    data = overview(db, f, scope)
     parts = [
         filter_form(data, f),
         '<div class="cards">',

@@ -124,6 +124,30 @@ def m003_credentials(db: HubDB) -> None:
     db.run("UPDATE tokens SET expires = ? WHERE used_by IS NULL", (later(TOKEN_DAYS),))
 
 
+@migration
+def m004_accounts(db: HubDB) -> None:
+    # Coordinator accounts (edgetutor/hub/accounts.py): which district each site is in, the
+    # people who read the dashboard, their sign-in sessions, and what each of them looked at.
+    db.run("CREATE TABLE sites (site TEXT PRIMARY KEY, district TEXT NOT NULL, assigned TEXT NOT NULL)")
+    db.run(
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, scope TEXT, password TEXT NOT NULL,
+            created TEXT NOT NULL, changed TEXT NOT NULL)"""
+    )
+    db.run(
+        """CREATE TABLE sessions (
+            hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL, created TEXT NOT NULL,
+            seen TEXT NOT NULL, expires TEXT NOT NULL, address TEXT)"""
+    )
+    db.run("CREATE INDEX sessions_user ON sessions (user_name)")
+    db.run(
+        f"""CREATE TABLE audit (
+            id {db.dialect.serial_pk}, at TEXT NOT NULL, user_name TEXT, address TEXT,
+            action TEXT NOT NULL, detail TEXT)"""
+    )
+    db.run("CREATE INDEX audit_user ON audit (user_name)")
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     id: str
@@ -148,6 +172,16 @@ def _rollback(raw: Any) -> None:
         raw.execute("ROLLBACK")
     except Exception:  # noqa: BLE001 - a broken connection has no transaction left to end
         pass
+
+
+def _within(column: str, sites: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """A WHERE condition keeping rows whose `column` is one of `sites` (None: every row; an
+    empty list: none), and its parameters."""
+    if sites is None:
+        return "1 = 1", []
+    if not sites:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join('?' for _ in sites)})", list(sites)
 
 
 def _device(row: Any) -> Device:
@@ -350,12 +384,14 @@ class HubDB:
             (token_hash(token), site, label, now(), expires, replaces),
         )
 
-    def open_tokens(self) -> int:
-        """Tokens issued, not used and not expired."""
+    def open_tokens(self, sites: Sequence[str] | None = None) -> int:
+        """Tokens issued, not used and not expired (at `sites` only, unless None)."""
+        where, params = _within("site", sites)
         return int(
-            self.rows("SELECT count(*) AS n FROM tokens WHERE used_by IS NULL AND expires > ?", (now(),))[0][
-                "n"
-            ]
+            self.rows(
+                f"SELECT count(*) AS n FROM tokens WHERE used_by IS NULL AND expires > ? AND {where}",
+                (now(), *params),
+            )[0]["n"]
         )
 
     def token(self, token: str, lock: bool = False) -> dict[str, Any] | None:
@@ -376,8 +412,12 @@ class HubDB:
         )
         return _device(row) if row else None
 
-    def devices(self) -> list[Device]:
-        return [_device(r) for r in self.rows("SELECT * FROM devices ORDER BY site, enrolled, id")]
+    def devices(self, sites: Sequence[str] | None = None) -> list[Device]:
+        where, params = _within("site", sites)
+        return [
+            _device(r)
+            for r in self.rows(f"SELECT * FROM devices WHERE {where} ORDER BY site, enrolled, id", params)
+        ]
 
     def add_device(
         self,
@@ -465,17 +505,33 @@ class HubDB:
             row = self.one("SELECT COUNT(*) AS n FROM events WHERE device_id = ?", (device_id,))
         return int(row["n"]) if row else 0
 
-    def practice_count(self) -> int:
-        row = self.one("SELECT COUNT(*) AS n FROM events WHERE practice = 1")
+    def practice_count(self, sites: Sequence[str] | None = None) -> int:
+        where, params = _within("d.site", sites)
+        row = self.one(
+            f"SELECT COUNT(*) AS n FROM events e JOIN devices d ON d.id = e.device_id"
+            f" WHERE e.practice = 1 AND {where}",
+            params,
+        )
         return int(row["n"]) if row else 0
 
-    def scored_events(self) -> list[dict[str, Any]]:
-        """The columns reports need, joined with the device's site and label."""
+    def scored_events(self, sites: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The columns reports need, joined with the device's site and label (events from
+        devices at `sites` only, unless None)."""
+        where, params = _within("d.site", sites)
         return self.rows(
             "SELECT e.event_id, e.device_id, d.site, d.label, e.attempt_id, e.trainee_ref, e.trainee_name,"
             " e.case_id, e.case_title, e.specialty, e.competencies, e.started, e.ended, e.seconds, e.turns,"
             " e.score, e.passed, e.created, e.received, e.seq, e.practice"
-            " FROM events e JOIN devices d ON d.id = e.device_id ORDER BY e.device_id, e.seq"
+            f" FROM events e JOIN devices d ON d.id = e.device_id WHERE {where} ORDER BY e.device_id, e.seq",
+            params,
+        )
+
+    def event_result(self, event_id: str) -> dict[str, Any] | None:
+        """One event's body and what its page shows, with its device's site."""
+        return self.one(
+            "SELECT e.body, e.case_title, e.trainee_name, e.received, d.site FROM events e"
+            " JOIN devices d ON d.id = e.device_id WHERE e.event_id = ?",
+            (event_id,),
         )
 
     # -- anomalies -----------------------------------------------------------------------------
@@ -495,11 +551,21 @@ class HubDB:
             (now(), via, device_id, kind, event_id, seq, reason, detail),
         )
 
-    def anomalies(self, limit: int = 200) -> list[dict[str, Any]]:
+    def anomalies(self, limit: int = 200, sites: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The latest anomalies; with `sites`, only those of devices at those sites (an anomaly
+        from no known device belongs to no site, so only an unscoped reader sees it)."""
+        if sites is None:
+            return self.rows(
+                "SELECT id, at, via, device_id, kind, event_id, seq, reason, detail FROM anomalies"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        where, params = _within("d.site", sites)
         return self.rows(
-            "SELECT id, at, via, device_id, kind, event_id, seq, reason, detail FROM anomalies"
-            " ORDER BY id DESC LIMIT ?",
-            (limit,),
+            "SELECT a.id, a.at, a.via, a.device_id, a.kind, a.event_id, a.seq, a.reason, a.detail"
+            f" FROM anomalies a JOIN devices d ON d.id = a.device_id WHERE {where}"
+            " ORDER BY a.id DESC LIMIT ?",
+            (*params, limit),
         )
 
     def anomaly_counts(self) -> dict[str, int]:
@@ -556,3 +622,93 @@ class HubDB:
 
     def packs(self) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM packs ORDER BY pack_id, version")
+
+    # -- coordinator accounts (edgetutor/hub/accounts.py decides; these only store) -------------
+    def count_users(self) -> int:
+        row = self.one("SELECT COUNT(*) AS n FROM users")
+        return int(row["n"]) if row else 0
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        return self.one("SELECT * FROM users WHERE name = ?", (name,))
+
+    def users(self) -> list[dict[str, Any]]:
+        return self.rows("SELECT name, role, scope, created, changed FROM users ORDER BY name")
+
+    def add_user(self, name: str, role: str, scope: str | None, password: str) -> None:
+        stamp = now()
+        self.run(
+            "INSERT INTO users (name, role, scope, password, created, changed) VALUES (?, ?, ?, ?, ?, ?)",
+            (name, role, scope, password, stamp, stamp),
+        )
+
+    def set_password(self, name: str, password: str) -> bool:
+        return (
+            self.run("UPDATE users SET password = ?, changed = ? WHERE name = ?", (password, now(), name)) > 0
+        )
+
+    def remove_user(self, name: str) -> bool:
+        self.end_sessions(name)
+        return self.run("DELETE FROM users WHERE name = ?", (name,)) > 0
+
+    def set_district(self, site: str, district: str) -> None:
+        self.run("DELETE FROM sites WHERE site = ?", (site,))
+        self.run("INSERT INTO sites (site, district, assigned) VALUES (?, ?, ?)", (site, district, now()))
+
+    def districts(self) -> dict[str, str]:
+        """{site: district} for every site given a district."""
+        return {r["site"]: r["district"] for r in self.rows("SELECT site, district FROM sites")}
+
+    def sites_of(self, district: str) -> list[str]:
+        return [
+            r["site"]
+            for r in self.rows("SELECT site FROM sites WHERE district = ? ORDER BY site", (district,))
+        ]
+
+    def known_sites(self) -> list[str]:
+        """Every site the hub has heard of: devices', tokens' and districts'."""
+        rows = self.rows(
+            "SELECT site FROM devices UNION SELECT site FROM tokens UNION SELECT site FROM sites"
+        )
+        return sorted(r["site"] for r in rows)
+
+    def add_session(self, hashed: str, user: str, csrf: str, expires: str, address: str | None) -> None:
+        stamp = now()
+        self.run(
+            "INSERT INTO sessions (hash, user_name, csrf, created, seen, expires, address) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (hashed, user, csrf, stamp, stamp, expires, address),
+        )
+
+    def session(self, hashed: str) -> dict[str, Any] | None:
+        return self.one("SELECT * FROM sessions WHERE hash = ?", (hashed,))
+
+    def touch_session(self, hashed: str) -> None:
+        self.run("UPDATE sessions SET seen = ? WHERE hash = ?", (now(), hashed))
+
+    def end_session(self, hashed: str) -> None:
+        self.run("DELETE FROM sessions WHERE hash = ?", (hashed,))
+
+    def end_sessions(self, user: str) -> int:
+        return self.run("DELETE FROM sessions WHERE user_name = ?", (user,))
+
+    def prune_sessions(self, idle_before: str) -> int:
+        """Forget sessions past their end, or idle since before `idle_before`."""
+        return self.run("DELETE FROM sessions WHERE expires < ? OR seen < ?", (now(), idle_before))
+
+    def add_audit(self, user: str | None, address: str | None, action: str, detail: str | None) -> None:
+        self.run(
+            "INSERT INTO audit (at, user_name, address, action, detail) VALUES (?, ?, ?, ?, ?)",
+            (now(), user, address, action, detail),
+        )
+
+    def audit(self, limit: int = 100, user: str | None = None) -> list[dict[str, Any]]:
+        """The latest audit records, newest first (one user's only, if named)."""
+        if user is None:
+            return self.rows(
+                "SELECT id, at, user_name, address, action, detail FROM audit ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        return self.rows(
+            "SELECT id, at, user_name, address, action, detail FROM audit WHERE user_name = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (user, limit),
+        )

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from ..scoring.outcome import outcome, plural
+from .accounts import Account, Scope
 from .dashboard import _e, _link, _meter, _pct, _when, page
 from .db import HubDB
 from .report import attempts
@@ -22,13 +23,44 @@ document.querySelectorAll("time[datetime]").forEach(function (t) {
 """
 
 
+def login_page(check: str, target: str, error: str | None) -> str:
+    """The sign-in form. `check` is the form's CSRF token (also in a cookie the form must match)."""
+    parts = ['<section id="sign-in"><h2>Sign in</h2>']
+    if error:
+        parts.append(f'<p class="warn" role="alert">{_e(error)}</p>')
+    parts.append(
+        '<form method="post" action="/login" class="filters">'
+        f'<input type="hidden" name="csrf" value="{_e(check)}">'
+        f'<input type="hidden" name="next" value="{_e(target)}">'
+        '<label>Name<input name="name" autocomplete="username" required maxlength="64" autofocus></label>'
+        '<label>Password<input name="password" type="password" autocomplete="current-password" required>'
+        '</label><button type="submit">Sign in</button></form>'
+        '<p class="muted">Accounts are made by the hub\'s administrator '
+        "(<code>edgetutor hub user add</code>).</p></section>"
+    )
+    return page("Sign in", parts, "EdgeTutor hub: sign in")
+
+
+def account_bar(account: Account, csrf: str) -> str:
+    """Who is signed in, what they see, and a sign-out button (a POST form carrying the
+    session's CSRF token: a link elsewhere cannot sign anybody out)."""
+    return (
+        f'<p id="account">Signed in as <b>{_e(account.name)}</b> ({_e(account.describe())}) · '
+        '<form method="post" action="/logout" style="display:inline">'
+        f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
+        '<button type="submit" style="background:none;border:1px solid #fff;color:#fff;'
+        'border-radius:4px;padding:1px 8px;cursor:pointer">Sign out</button></form></p>'
+    )
+
+
 class NotFound(LookupError):
     """An address that names nothing on this hub (the message says what)."""
 
 
-def trainee_page(db: HubDB, site: str, name: str) -> str:
-    """Every attempt of one trainee at one site, newest first, each linking to its result."""
-    items = [a for a in attempts(db) if a.site == site and a.trainee == name]
+def trainee_page(db: HubDB, site: str, name: str, scope: Scope) -> str:
+    """Every attempt of one trainee at one site, newest first, each linking to its result. A site
+    out of `scope` is "not found", exactly like a site that does not exist."""
+    items = [a for a in attempts(db, scope) if a.site == site and a.trainee == name]
     if not items:
         raise NotFound(f"no results from a trainee {name[:80]!r} at site {site[:80]!r}")
     rows = [
@@ -49,16 +81,12 @@ def trainee_page(db: HubDB, site: str, name: str) -> str:
     return page(f"{name} ({site})", [summary, *rows])
 
 
-def attempt_page(db: HubDB, event_id: str) -> str:
-    """One attempt's itemised result as the device scored it: outcome, domains, what was missed."""
-    found = db.rows(
-        "SELECT e.body, e.case_title, e.trainee_name, e.received, d.site FROM events e"
-        " JOIN devices d ON d.id = e.device_id WHERE e.event_id = ?",
-        (event_id[:100],),
-    )
-    if not found:
+def attempt_page(db: HubDB, event_id: str, scope: Scope) -> str:
+    """One attempt's itemised result as the device scored it: outcome, domains, what was missed.
+    A result from a site out of `scope` is "not found", exactly like an unknown id."""
+    row = db.event_result(event_id[:100])
+    if row is None or not scope.allows(row["site"]):
         raise NotFound(f"no result {event_id[:100]!r} on this hub")
-    row = found[0]
     try:
         payload: dict[str, Any] = json.loads(row["body"])["payload"]
         score = payload["score"]

@@ -26,6 +26,7 @@ from typing import Any
 from ..cases.schema import competency_labels
 from ..scoring.outcome import percent
 from ..textsafe import one_line
+from .accounts import Scope
 from .db import HubDB, now
 
 AXES = ("trainee", "case", "competency", "site", "device")
@@ -144,12 +145,12 @@ def _rate(flags: list[bool]) -> float | None:
     return round(sum(flags) / len(flags), 3) if flags else None
 
 
-def attempts(db: HubDB) -> list[Attempt]:
-    """Every scored attempt, one per (device, attempt id), oldest first; practice results (from
-    demo packs) are left out."""
+def attempts(db: HubDB, scope: Scope) -> list[Attempt]:
+    """Every scored attempt at the sites `scope` allows, one per (device, attempt id), oldest
+    first; practice results (from demo packs) are left out."""
     by_attempt: dict[tuple[str, str], Attempt] = {}
     labels = competency_labels()
-    for r in db.scored_events():
+    for r in db.scored_events(scope.listed()):
         if r["score"] is None or r["case_id"] is None:
             continue  # an event without a score or a case cannot be reported on
         if r.get("practice"):
@@ -289,8 +290,8 @@ def _by_case(items: list[Attempt]) -> list[dict[str, Any]]:
     return rows
 
 
-def _by_site(db: HubDB, items: list[Attempt]) -> list[dict[str, Any]]:
-    devices = db.devices()
+def _by_site(db: HubDB, items: list[Attempt], scope: Scope) -> list[dict[str, Any]]:
+    devices = db.devices(scope.listed())
     sites = sorted({d.site for d in devices} | {a.site for a in items})
     rows = []
     for site in sites:
@@ -310,7 +311,7 @@ def _by_site(db: HubDB, items: list[Attempt]) -> list[dict[str, Any]]:
     return rows
 
 
-def _by_device(db: HubDB, items: list[Attempt]) -> list[dict[str, Any]]:
+def _by_device(db: HubDB, items: list[Attempt], scope: Scope) -> list[dict[str, Any]]:
     counts = db.anomaly_counts()
     per_device: dict[str, int] = defaultdict(int)
     for a in items:
@@ -327,17 +328,17 @@ def _by_device(db: HubDB, items: list[Attempt]) -> list[dict[str, Any]]:
             "anomalies": counts.get(d.id, 0),
             "revoked": d.revoked,
         }
-        for d in db.devices()
+        for d in db.devices(scope.listed())
     ]
 
 
-def build_report(db: HubDB, by: str) -> dict[str, Any]:
-    """The report by one axis: {"by", "generated", "columns", "rows"}. Raises ValueError for an
-    unknown axis."""
+def build_report(db: HubDB, by: str, scope: Scope) -> dict[str, Any]:
+    """The report by one axis over the sites `scope` allows: {"by", "generated", "columns",
+    "rows"}. Raises ValueError for an unknown axis."""
     if by not in AXES:
         raise ValueError(f"unknown report axis {by!r}")
     with db.snapshot():
-        items = attempts(db)
+        items = attempts(db, scope)
         if by == "trainee":
             rows = _by_trainee(items)
         elif by == "case":
@@ -345,21 +346,23 @@ def build_report(db: HubDB, by: str) -> dict[str, Any]:
         elif by == "competency":
             rows = sorted(competency_levels(items).values(), key=lambda r: (r["level"], r["competency"]))
         elif by == "site":
-            rows = _by_site(db, items)
+            rows = _by_site(db, items, scope)
         else:
-            rows = _by_device(db, items)
+            rows = _by_device(db, items, scope)
     return {"by": by, "generated": now(), "columns": list(COLUMNS[by]), "rows": rows}
 
 
-def overview(db: HubDB, filters: Filters | None = None) -> dict[str, Any]:
-    """Everything the dashboard shows, read in one snapshot (only the attempts `filters` keep)."""
+def overview(db: HubDB, filters: Filters | None, scope: Scope) -> dict[str, Any]:
+    """Everything the dashboard shows, read in one snapshot: the sites `scope` allows, and of
+    their attempts only those `filters` keep."""
+    sites = scope.listed()
     with db.snapshot():
-        every = attempts(db)
+        every = attempts(db, scope)
         items = [a for a in every if filters is None or filters.keep(a)]
-        tokens = db.open_tokens()
-        devices = _by_device(db, items)
-        anomalies = db.anomalies(50)
-        practice = db.practice_count()
+        tokens = db.open_tokens(sites)
+        devices = _by_device(db, items, scope)
+        anomalies = db.anomalies(50, sites)
+        practice = db.practice_count(sites)
     return {
         "items": items,
         # what the filter form offers: every site, case and competency, whatever is chosen now

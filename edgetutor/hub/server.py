@@ -7,19 +7,28 @@ work itself is serialised by HubDB's lock and SQLite's write lock.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +36,18 @@ from .. import __version__
 from ..sync import protocol
 from ..textsafe import one_line
 from . import HubError
+from .accounts import (
+    EVERYTHING,
+    SESSION_HOURS,
+    Account,
+    prune_sessions,
+    record,
+    scope_of,
+    session_account,
+    sign_in,
+    sign_out,
+)
+from .accounts import Scope as Sites
 from .catalogue import catalogue, pack_file
 from .db import HubDB
 from .ingest import enroll, idempotency_hash, ingest, parse_json
@@ -36,6 +57,12 @@ from .report import Filters
 # Per client address and per device (docs/hub.md; `hub serve --per-address/--per-device`).
 DEFAULT_PER_ADDRESS = Rate(50.0, 200)
 DEFAULT_PER_DEVICE = Rate(10.0, 20)
+# Sign-in attempts per client address: 10 at once, then one every 5 s (scrypt makes each cost
+# ~0.1 s of the hub's CPU, and guessing must stay slow).
+SIGN_IN_RATE = Rate(0.2, 10)
+SESSION_COOKIE = "edgetutor_session"
+LOGIN_CSRF_COOKIE = "edgetutor_signin"
+MAX_FORM = 10_000  # bytes: a sign-in form is a name, a password and two tokens
 
 log = logging.getLogger("edgetutor.hub")
 
@@ -114,6 +141,42 @@ class OneLineErrors:
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+class SignInNeeded(HubError):
+    """A page that needs a signed-in coordinator, asked for without one (pages: a redirect to
+    /login; the report API: 401)."""
+
+    def __init__(self) -> None:
+        super().__init__("sign in to see the dashboard and reports (/login)", 401)
+
+
+class Reader(NamedTuple):
+    """Who is reading a dashboard page: their account (None on a hub without accounts, where
+    only the hub machine may read), what they may see, and their session's tokens."""
+
+    account: Account | None
+    scope: Sites
+    csrf: str | None = None
+    token: str | None = None
+
+
+def safe_next(target: str) -> str:
+    """Where to go after signing in: a path on this hub, never another site ("//evil", "/\\x")."""
+    if target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target:
+        return target[:500]
+    return "/"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A small urlencoded form (first value of each field); larger than MAX_FORM is refused."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise HubError("form too large", 413)
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in fields.items()}
+
+
 def make_app(
     db: HubDB,
     dashboard_anywhere: bool = False,
@@ -122,13 +185,15 @@ def make_app(
 ) -> Starlette:
     """The hub application over an open database (the CLI and the tests both build it here).
 
-    The dashboard and the report API show trainees' names and scores and have no login, so they
-    answer only clients on this machine unless `dashboard_anywhere` (devices' endpoints answer
-    everyone: what they accept is signed).
+    The dashboard and the report API show trainees' names and scores. On a hub with coordinator
+    accounts (accounts.py) they need a signed-in person, from any address, and show that person's
+    scope. On a hub with none they answer only clients on this machine unless
+    `dashboard_anywhere`. Devices' endpoints answer everyone: what they accept is signed.
     """
 
     by_address = Buckets(per_address, "address")
     by_device = Buckets(per_device, "device")
+    sign_ins = Buckets(SIGN_IN_RATE, "address")
     pruned = [0.0]  # when idempotency records were last pruned (monotonic seconds)
 
     def limit(request: Request, device_id: Any = None) -> None:
@@ -140,15 +205,41 @@ def make_app(
         if time.monotonic() - pruned[0] >= PRUNE_EVERY_S:
             pruned[0] = time.monotonic()
             db.prune_idempotency(IDEMPOTENCY_DAYS)
+            prune_sessions(db)
+
+    def address(request: Request) -> str:
+        return request.client.host if request.client else ""
 
     def local_only(request: Request) -> None:
-        client = request.client.host if request.client else ""
-        if not dashboard_anywhere and client not in LOOPBACK:
+        if not dashboard_anywhere and address(request) not in LOOPBACK:
             raise HubError(
                 "the dashboard and reports are served to this machine only "
-                "(start the hub with --dashboard-from-anywhere to change that)",
+                "(create coordinator accounts with `edgetutor hub user add`, or start the hub "
+                "with --dashboard-from-anywhere on a network you trust)",
                 403,
             )
+
+    def reader(request: Request) -> Reader:
+        """Who asks (blocking: call in the thread pool). Raises SignInNeeded or HubError."""
+        if db.count_users() == 0:
+            local_only(request)
+            return Reader(None, EVERYTHING)
+        token = request.cookies.get(SESSION_COOKIE, "")
+        found = session_account(db, token)
+        if found is None:
+            raise SignInNeeded()
+        account, csrf = found
+        return Reader(account, scope_of(db, account), csrf, token)
+
+    def seen(who: Reader, request: Request, action: str) -> None:
+        """The audit line for a page, export or report read (blocking)."""
+        query = request.url.query
+        record(db, who.account, address(request), action, request.url.path + ("?" + query if query else ""))
+
+    async def read(request: Request, action: str) -> Reader:
+        who = await run_in_threadpool(reader, request)
+        await run_in_threadpool(seen, who, request, action)
+        return who
 
     async def ping(request: Request) -> Response:
         return JSONResponse(
@@ -220,18 +311,18 @@ def make_app(
     async def report_ep(request: Request) -> Response:
         from .report import AXES, build_report
 
-        local_only(request)
+        who = await read(request, "report")
         by = request.query_params.get("by", "trainee")
         if by not in AXES:
             return _error(f"unknown report axis {by!r} (one of {', '.join(AXES)})", 400)
-        return JSONResponse(await run_in_threadpool(build_report, db, by))
+        return JSONResponse(await run_in_threadpool(build_report, db, by, who.scope))
 
     async def dashboard_ep(request: Request) -> Response:
         from .dashboard import render
 
-        local_only(request)
-        page = await run_in_threadpool(render, db, _filters(request))
-        return _html(page)
+        who = await read(request, "viewed")
+        page = await run_in_threadpool(render, db, _filters(request), who.scope)
+        return _html(page, who)
 
     def _filters(request: Request) -> Filters:
         try:
@@ -239,29 +330,41 @@ def make_app(
         except ValueError as err:
             raise HubError(str(err), 400) from None
 
-    def _html(page: str, status: int = 200) -> Response:
+    def _html(page: str, who: Reader | None = None, status: int = 200) -> Response:
+        from .pages import account_bar
+
+        if who is not None and who.account is not None and who.csrf is not None:
+            # The signed-in person and a sign-out button, at the end of the page's header.
+            page = page.replace("</header>", account_bar(who.account, who.csrf) + "</header>", 1)
         return HTMLResponse(
             page,
             status_code=status,
-            headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"},
+            headers={
+                "Content-Security-Policy": CSP,
+                "X-Content-Type-Options": "nosniff",
+                # Names and scores: never kept by a shared browser's cache or a proxy.
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "same-origin",
+            },
         )
 
     async def trainee_ep(request: Request) -> Response:
         from .pages import NotFound, trainee_page
 
-        local_only(request)
+        who = await read(request, "viewed")
         site, name = request.query_params.get("site", ""), request.query_params.get("name", "")
         try:
-            return _html(await run_in_threadpool(trainee_page, db, site, name))
+            return _html(await run_in_threadpool(trainee_page, db, site, name, who.scope), who)
         except NotFound as err:
             raise HubError(str(err), 404) from None
 
     async def attempt_ep(request: Request) -> Response:
         from .pages import NotFound, attempt_page
 
-        local_only(request)
+        who = await read(request, "viewed")
         try:
-            return _html(await run_in_threadpool(attempt_page, db, request.path_params["event_id"]))
+            page = await run_in_threadpool(attempt_page, db, request.path_params["event_id"], who.scope)
+            return _html(page, who)
         except NotFound as err:
             raise HubError(str(err), 404) from None
 
@@ -269,14 +372,74 @@ def make_app(
         from .dashboard import attempts_csv
         from .report import overview
 
-        local_only(request)
+        who = await read(request, "exported")
         filters = _filters(request)
-        data = await run_in_threadpool(overview, db, filters)
+        data = await run_in_threadpool(overview, db, filters, who.scope)
         return Response(
             attempts_csv(data["items"]),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="edgetutor-attempts.csv"'},
+            headers={
+                "Content-Disposition": 'attachment; filename="edgetutor-attempts.csv"',
+                "Cache-Control": "no-store",
+            },
         )
+
+    # -- signing in and out -------------------------------------------------------------------
+    def _cookie(response: Response, request: Request, name: str, value: str, max_age: int, path: str) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=path,
+            httponly=True,
+            samesite="strict",
+            # Behind a TLS proxy (X-Forwarded-Proto from a trusted address) the cookie is https-only.
+            secure=request.url.scheme == "https",
+        )
+
+    def _login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
+        import secrets
+
+        from .pages import login_page
+
+        check = secrets.token_urlsafe(24)
+        target = safe_next(request.query_params.get("next", "/"))
+        reply = _html(login_page(check, target, error), status=status)
+        _cookie(reply, request, LOGIN_CSRF_COOKIE, check, 1800, "/login")
+        return reply
+
+    async def login_ep(request: Request) -> Response:
+        if await run_in_threadpool(db.count_users) == 0:
+            return RedirectResponse("/", 303)  # no accounts: nothing to sign in to
+        if request.method == "GET":
+            return _login_form(request)
+        sign_ins.take(address(request))
+        form = await _form(request)
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(expected, form.get("csrf", "")):
+            return _login_form(request, "The form had expired: sign in again.", 400)
+        found = await run_in_threadpool(
+            sign_in, db, form.get("name", "").strip(), form.get("password", ""), address(request)
+        )
+        if found is None:
+            return _login_form(request, "Wrong name or password.", 401)
+        account, token, _ = found
+        reply = RedirectResponse(safe_next(form.get("next", "/")), 303)
+        _cookie(reply, request, SESSION_COOKIE, token, int(SESSION_HOURS * 3600), "/")
+        reply.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return reply
+
+    async def logout_ep(request: Request) -> Response:
+        who = await run_in_threadpool(reader, request)
+        form = await _form(request)
+        if who.account is None or who.token is None or who.csrf is None:
+            return RedirectResponse("/", 303)
+        if not hmac.compare_digest(who.csrf, form.get("csrf", "")):
+            raise HubError("sign-out refused: the form did not come from this hub's page", 403)
+        await run_in_threadpool(sign_out, db, who.token, who.account, address(request))
+        reply = RedirectResponse("/login", 303)
+        reply.delete_cookie(SESSION_COOKIE, path="/")
+        return reply
 
     async def localtime_js(request: Request) -> Response:
         from .pages import LOCALTIME_JS
@@ -299,6 +462,9 @@ def make_app(
             exc.status,
             one_line(str(exc), 500),
         )
+        if isinstance(exc, SignInNeeded) and not request.url.path.startswith(protocol.API):
+            back = request.url.path + ("?" + request.url.query if request.url.query else "")
+            return RedirectResponse("/login?" + urlencode({"next": back}), 303)
         reply = _error(str(exc), exc.status)
         if isinstance(exc, RateLimited):
             reply.headers["Retry-After"] = str(exc.retry_after)
@@ -313,6 +479,8 @@ def make_app(
         Route("/trainee", trainee_ep),
         Route("/attempt/{event_id}", attempt_ep),
         Route("/export.csv", export_ep),
+        Route("/login", login_ep, methods=["GET", "POST"]),
+        Route("/logout", logout_ep, methods=["POST"]),
         Route("/static/localtime.js", localtime_js),
         Route("/robots.txt", robots),
         Route(f"{api}/ping", ping),
