@@ -1,5 +1,5 @@
-"""Many devices syncing at once: a real hub (`edgetutor hub serve`, SQLite) on loopback, hundreds
-of simulated devices, each an Ed25519 key with its own chain of signed results.
+"""Many devices syncing at once: a real hub (`edgetutor hub serve`, SQLite or PostgreSQL) on
+loopback, hundreds of simulated devices, each an Ed25519 key with its own chain of signed results.
 
 Every device enrols over HTTP with its own token, then sends its results in batches; `--clients`
 threads play the devices concurrently, each over its own keep-alive connection. A 429 (a rate
@@ -12,8 +12,11 @@ Signing is the device's cost and is done before the clock starts. All simulated 
 address (127.0.0.1): the per-address limit is raised for the run (`--per-address`), as a hub
 behind which many clinics share one NAT address would be configured.
 
-Usage: python benchmarks/bench_hub_load.py [--devices 200] [--events 50] [--batch 25]
-       [--clients 16] [--per-address 5000/s:10000] [--json]
+PostgreSQL is a real server started for the run from the OS's binaries (tests/postgres.py), with
+fsync on, as a hub would run it.
+
+Usage: python benchmarks/bench_hub_load.py [--engine sqlite|postgresql] [--workers 1]
+       [--devices 200] [--events 50] [--batch 25] [--clients 16] [--per-address 5000/s:10000] [--json]
 """
 
 from __future__ import annotations
@@ -35,18 +38,50 @@ sys.path.insert(0, str(ROOT))
 
 from edgetutor.sync import protocol  # noqa: E402
 from tests.hub_helpers import Device, Hub, issue_token, rows  # noqa: E402
+from tests.postgres import PostgresServer  # noqa: E402
 
 
-def run(devices: int, events: int, batch: int, clients: int, per_address: str) -> dict[str, Any]:
+def run(
+    devices: int,
+    events: int,
+    batch: int,
+    clients: int,
+    per_address: str,
+    engine: str = "sqlite",
+    workers: int = 1,
+) -> dict[str, Any]:
+    server = PostgresServer(durable=True) if engine == "postgresql" else None
+    try:
+        return _run(devices, events, batch, clients, per_address, server, workers)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _db_bytes(db: Path | str) -> int:
+    if isinstance(db, Path):
+        return db.stat().st_size + sum(p.stat().st_size for p in db.parent.glob("hub.db-*"))
+    return int(rows(db, "SELECT pg_database_size(current_database())")[0][0])
+
+
+def _run(
+    devices: int,
+    events: int,
+    batch: int,
+    clients: int,
+    per_address: str,
+    server: PostgresServer | None,
+    workers: int,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgetutor-load-") as tmp:
-        db = Path(tmp) / "hub.db"
+        db: Path | str = server.new_database("load") if server else Path(tmp) / "hub.db"
         tokens = [issue_token(db, f"Site {i % 20}") for i in range(devices)]
         fleet = [Device() for _ in range(devices)]
         batches = [
             [d.events(batch, trainee=f"Trainee {i}-{j}") for j in range(events // batch)]
             for i, d in enumerate(fleet)
         ]
-        hub = Hub(db, args=("--per-address", per_address, "--per-device", "100/s:200"))
+        hub = Hub(db, workers=workers, args=("--per-address", per_address, "--per-device", "100/s:200"))
         host, port = hub.url.removeprefix("http://").split(":")
         lock = threading.Lock()
         latencies: list[float] = []
@@ -98,12 +133,13 @@ def run(devices: int, events: int, batch: int, clients: int, per_address: str) -
         sent = devices * (events // batch) * batch
         stored = rows(db, "SELECT count(*) FROM events")[0][0]
         doubled = rows(
-            db, "SELECT count(*) FROM (SELECT device_id, seq FROM events GROUP BY 1, 2 HAVING count(*) > 1)"
+            db, "SELECT count(*) FROM (SELECT device_id, seq FROM events GROUP BY 1, 2 HAVING count(*) > 1) AS doubled"
         )[0][0]
-        size = db.stat().st_size + sum(p.stat().st_size for p in db.parent.glob("hub.db-*"))
+        size = _db_bytes(db)
         latencies.sort()
         return {
-            "engine": "sqlite",
+            "engine": "sqlite" if server is None else "postgresql",
+            "workers": workers,
             "devices": devices,
             "events_sent": sent,
             "events_accepted": accepted,
@@ -122,6 +158,8 @@ def run(devices: int, events: int, batch: int, clients: int, per_address: str) -
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="hub server processes")
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--events", type=int, default=50, help="results per device")
     parser.add_argument("--batch", type=int, default=25)
@@ -129,7 +167,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--per-address", default="5000/s:10000")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = run(args.devices, args.events, args.batch, args.clients, args.per_address)
+    result = run(
+        args.devices, args.events, args.batch, args.clients, args.per_address, args.engine, args.workers
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
