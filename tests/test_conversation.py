@@ -180,6 +180,12 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("who won the football yesterday?", "off_topic"),
         ("have your eyes gone yellow?", "history"),
         ("Hello, I'm Dr Musa. What brings you here today?", "history"),
+        # A question after a leading phrase, or typed as a request, is still a question.
+        ("on a scale of one to ten how bad is it", "history"),
+        ("from 0 to 10, how would you rate the pain", "history"),
+        ("rate your pain out of ten", "history"),
+        ("I know how hard this is for you", "empathy"),
+        ("I know how bad it is", "empathy"),
     ],
 )
 def test_dialogue_acts(said: str, act: str) -> None:
@@ -215,6 +221,18 @@ def test_unscripted_symptoms_get_a_normal_default_never_another_fact(malaria: Ca
     assert legs.matched == [] and legs.guard and legs.guard["defaults"]
     fits = enc.act("any fits?")
     assert fits.matched == ["no-convulsions"]
+
+
+def test_a_man_asked_about_his_children_is_not_asked_about_pregnancies(encoder) -> None:  # type: ignore[no-untyped-def]
+    from edgetutor.cases.taxonomy import applies
+
+    mi = load_case(DEMO_SRC / "cases" / "acute-mi-adult.yaml")
+    assert mi.patient.sex.value == "male"
+    gravidity = taxonomy().get("obs.gravidity_parity")
+    assert gravidity is not None and not applies(mi, gravidity)
+    assert applies(load_case(DEMO_SRC / "cases" / "postpartum-haemorrhage.yaml"), gravidity)
+    reply = Encounter(mi, None, encoder).act("how many children do you have?")
+    assert "home-work" in reply.matched and "children are grown" in reply.text
 
 
 def test_open_invitations_volunteer_untold_facts_then_stop(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]

@@ -167,8 +167,12 @@ ADULT_AGE = 16
 
 def applies(case: Case, topic: Topic) -> bool:
     """Whether a topic can be asked of this patient: child topics (feeding, milestones) not of
-    an adult, adult ones (adult vaccinations, work exposures) not of a child."""
+    an adult, adult ones (adult vaccinations, work exposures) not of a child, and pregnancy
+    topics that have no answer for a man not of a man ("how many children do you have?" is then
+    about his household, not his pregnancies)."""
     adult = case.patient.age_years >= ADULT_AGE
+    if topic.section == "obstetric" and case.patient.sex == Sex.male and not topic.default.male:
+        return False
     if topic.section == "paediatric":
         return not adult
     if "adult" in topic.id:

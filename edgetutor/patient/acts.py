@@ -165,7 +165,15 @@ _INTERROGATIVE = re.compile(
     r"^(and |but |so |ok |okay |also |now |then |alright |right |please |just )*(what|whats|what's|when|where|why|how|which|who|whom|whose|"
     r"do|does|did|doesn't|didn't|is|isn't|are|aren't|was|were|have|haven't|has|hasn't|had|can|could|would|will|should|"
     r"shall|may|any|anything|anyone|anybody|tell|describe|explain|show me|since|for how long|ever|u |you have|you had|you got|"
-    r"you ever|you been|r u|are u|ever|no |not |none|got any|have u|did u|do u|does it|is it|is there|are there|was there)\b"
+    r"you ever|you been|r u|are u|ever|no |not |none|got any|have u|did u|do u|does it|is it|is there|are there|was there|"
+    r"rate|score|grade|give me a number|give it a number)\b"
+)
+# A question after a leading phrase ("on a scale of one to ten how bad is it", "from 0 to 10, what
+# number would you give it"): a question word followed by question word order (verb before its
+# subject). "I know how bad it is" keeps statement order and stays a statement.
+_EMBEDDED_QUESTION = re.compile(
+    r"\b(how|what|when|where|which|why|who)( \w+)? (is|are|was|were|do|does|did|would|will|can|could|has|have|had)"
+    r" (you|u|it|the|your|this|that|there|he|she|they)\b"
 )
 _ASKING = re.compile(
     r"\b(do|did|does|have|has|is|are|was|were|can|could) (you|u|he|she|it|they|the (baby|child)|there|anyone)\b|\bany\b"
@@ -198,7 +206,7 @@ def _is_question(clause: str, norm: str, asked: bool, alone: bool, generic: froz
         return True
     if _STATEMENT_PLAN.search(norm) or _STATEMENT_EXAM.search(norm):
         return False
-    if _INTERROGATIVE.search(norm):
+    if _INTERROGATIVE.search(norm) or _EMBEDDED_QUESTION.search(norm):
         return True
     # A turn of a few words ("fever since when", "cough") is a question typed without its mark.
     # Only when it names something clinical: "ok noted" is not a question about "noted".
