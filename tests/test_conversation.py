@@ -186,6 +186,11 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("rate your pain out of ten", "history"),
         ("I know how hard this is for you", "empathy"),
         ("I know how bad it is", "empathy"),
+        ("so what seems to be the problem?", "history"),
+        ("so you have had fever for three days and a headache", "summary"),
+        ("who have you brought today?", "identity_name"),
+        ("and you are?", "identity_name"),
+        ("so you are the mother?", "identity_relation"),
     ],
 )
 def test_dialogue_acts(said: str, act: str) -> None:

@@ -296,7 +296,9 @@ def _strip_match(norm: str, act: str, r: ActRules) -> str:
 
 
 _WH = re.compile(r"\b(where|when|how long|how many|how much|which|why|what (colou?r|kind|type|time))\b")
-_ASKS = re.compile(r"^(do|does|did|have|has|are|is|was|were|can|could|any)\b")
+_ASKS = re.compile(
+    r"^(do|does|did|have|has|are|is|was|were|can|could|any|what|whats|what's|who|how|why|where|when|which|tell|describe)\b"
+)
 
 
 _CONFIRM = re.compile(
