@@ -228,6 +228,15 @@ def test_unscripted_symptoms_get_a_normal_default_never_another_fact(malaria: Ca
     assert fits.matched == ["no-convulsions"]
 
 
+def test_the_patient_greets_the_trainee_by_the_role_they_gave(malaria: Case) -> None:
+    from edgetutor.patient.acts import reply_for
+
+    assert reply_for("greeting", malaria, "hello, I'm Sister Ruth") == "Hello, sister."
+    assert reply_for("greeting", malaria, "hi, I am the clinical officer") == "Hello."
+    assert reply_for("greeting", malaria, "hello") == "Hello, doctor."
+    assert reply_for("greeting", malaria, "good evening") == "Hello, good evening."
+
+
 def test_a_man_asked_about_his_children_is_not_asked_about_pregnancies(encoder) -> None:  # type: ignore[no-untyped-def]
     from edgetutor.cases.taxonomy import applies
 

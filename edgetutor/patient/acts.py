@@ -341,12 +341,24 @@ def _relation(case: Case) -> str:
     return re.sub(r"^(the|a|an|his|her|their)\s+", "", rel.strip(), flags=re.I) or "relative"
 
 
+# How a patient addresses the trainee who said who they are ("I'm the nurse", "Sister Ruth").
+_TITLES = (
+    (re.compile(r"\b(nurse|sister|matron|midwife|midwives)\b"), "sister"),
+    (re.compile(r"\b(clinical officer|medical officer|health worker|officer|student|chw)\b"), ""),
+    (re.compile(r"\b(dr|doctor|doc)\b"), "doctor"),
+)
+
+
 def _greet_back(utterance: str) -> str:
     norm = normalise(utterance)
+    words = norm.split()
     for part in ("morning", "afternoon", "evening"):
-        if part in norm.split():
-            return f"good {part}"
-    return "doctor"
+        if part in words:
+            return f"Hello, good {part}"
+    for pattern, title in _TITLES:
+        if pattern.search(norm):
+            return f"Hello, {title}" if title else "Hello"
+    return "Hello, doctor"
 
 
 def fill(template: str, case: Case, utterance: str = "") -> str:
