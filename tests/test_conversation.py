@@ -191,6 +191,8 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("who have you brought today?", "identity_name"),
         ("and you are?", "identity_name"),
         ("so you are the mother?", "identity_relation"),
+        ("can you tell me what you know about your condition?", "ice"),
+        ("what have you been told about this?", "ice"),
     ],
 )
 def test_dialogue_acts(said: str, act: str) -> None:
