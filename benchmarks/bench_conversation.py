@@ -10,6 +10,8 @@ judged APPROPRIATE when:
   that contradicts the case is added;
 - a history question with `default:`: no fact is said, and a default answer is given;
 - filler (backchannel, open invitations) and social acts: never any history credit.
+Also counted (not part of "appropriate"): history answers that say a fact the label does not
+list ("over-told": an unasked fact is a leak and unearned credit), with examples.
 Printed per act kind, with the failures, and the time to decide act and topic per turn.
 
 Usage: python benchmarks/bench_conversation.py [--set conversation|conversation-heldout] [--json] [--failures]
@@ -100,6 +102,7 @@ def evaluate(which: str = "conversation", encoder: Any = "auto") -> dict[str, An
     kinds: dict[str, list[int]] = {}
     failures: list[dict[str, Any]] = []
     filler_credit = 0
+    over_told: list[dict[str, Any]] = []
     differs = 0
     times: list[float] = []
     decide: list[float] = []
@@ -144,6 +147,9 @@ def evaluate(which: str = "conversation", encoder: Any = "auto") -> dict[str, An
                 failures.append({"case": case.id, "say": utt["say"], "expected": kind, "why": why})
             if utt["act"] in FILLER and reply.matched:
                 filler_credit += 1
+            extra = sorted(set(reply.matched) - set(utt.get("facts") or []) - ice_facts)
+            if utt["act"] == "history" and "facts" in utt and extra:
+                over_told.append({"case": case.id, "say": utt["say"], "extra": extra})
         per_case[case.id] = round(good / max(1, len(spec["utterances"])), 3)
     total = sum(n for _, n in kinds.values())
     right = sum(k for k, _ in kinds.values())
@@ -154,6 +160,8 @@ def evaluate(which: str = "conversation", encoder: Any = "auto") -> dict[str, An
         "appropriate": right,
         "accuracy": round(right / max(1, total), 4),
         "filler_history_credit": filler_credit,
+        "over_told": len(over_told),
+        "over_told_examples": over_told,
         "social_act_differs": differs,
         "per_kind": {
             k: {"right": v[0], "of": v[1], "accuracy": round(v[0] / v[1], 3)}
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return result
     print(f"{result['set']}: {result['appropriate']}/{result['utterances']} appropriate ({result['accuracy']:.1%}); "
           f"history credit from filler: {result['filler_history_credit']}; "
+          f"history answers with an unlisted fact: {result['over_told']}; "
           f"social turns answered as a fitting other act: {result['social_act_differs']}; "
           f"deciding act and topic: median {result['act_topic_ms_median']} ms, p95 {result['act_topic_ms_p95']} ms; "
           f"whole turn with no model (embedding, act, topic, retrieval): median {result['turn_ms_median']} ms, p95 {result['turn_ms_p95']} ms")  # fmt: skip
@@ -189,6 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.failures:
         for f in result["failures"]:
             print(f"  FAIL {f['case']}: {f['say']!r} [{f['expected']}] {f['why']}")
+        for f in result["over_told_examples"]:
+            print(f"  OVER {f['case']}: {f['say']!r} also said {f['extra']}")
     return result
 
 

@@ -193,6 +193,16 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("so you are the mother?", "identity_relation"),
         ("can you tell me what you know about your condition?", "ice"),
         ("what have you been told about this?", "ice"),
+        ("may I ask you some questions while we put up the drip?", "consent"),
+        ("can I ask about your fever?", "consent"),
+        ("can you tell me in your own words how you will take the tablets?", "check_understanding"),
+        ("I understand you are frightened for the baby", "empathy"),
+        ("TB can be cured, you can go back to work", "reassurance"),
+        ("most children get well with the right medicine", "reassurance"),
+        ("the nurse will start the drip now and I will come back", "plan_explanation"),
+        ("ok take care, come back if the fever does not settle", "closing"),
+        ("and your good name, mother?", "identity_name"),
+        ("try to touch your chin to your chest for me", "instruction"),
     ],
 )
 def test_dialogue_acts(said: str, act: str) -> None:

@@ -158,6 +158,7 @@ def _content(norm: str, generic: frozenset[str]) -> list[str]:
 _VOCATIVE = re.compile(
     r"^((my )?(dear |good )?(mr|mrs|ms|miss|dr|doctor|mama|baba|sir|madam|maam|ma'am|didi|bhaiya|bhai|dada|ntate|mme|"
     r"auntie|aunty|uncle|brother|sister|friend|young man|young lady|my friend|my brother|my sister|my dear|dear|"
+    r"mother|father|mummy|daddy|grandmother|granny|grandma|grandfather|grandpa|papa|maa|"
     r"mzee|bibi|babu|kaka|dada|amma|appa|ji|sahib|memsahib|boss|chief)( \w+)?|\w+ (ji|bhai|didi))$"
 )
 _NAME = re.compile(r"(?:(?:Mr|Mrs|Ms|Dr|Miss)\.? )?[A-Z][a-z'-]+(?: [A-Z][a-z'-]+)?")
@@ -192,7 +193,7 @@ _STATEMENT_TREAT = re.compile(
 _IMPERATIVE = re.compile(
     r"^(please |now |ok |okay |just |gently |slowly )*(lean|rest|keep|relax|breathe|lift|open|close|bend|straighten|lie|lay|sit|stand|"
     r"turn|hold|point|follow|squeeze|push|pull|raise|cough|swallow|stick|roll|remove|undress|unbutton|wait|step|hop|try not|"
-    r"stay|move|wiggle|spread|cross|put your|show me your)\b"
+    r"stay|move|wiggle|spread|cross|put your|show me your|touch|bring your|tuck|nod|clench|grip|kick|walk|bite|stick out|try to|try and)\b"
 )
 _STATEMENT_PLAN = re.compile(
     r"\b((i|we) (need|want) (you|u) to|(i|we)( will|'ll| am going to|'m going to|m going to| are going to|'re going to| need to| have to| must| would like to|'d like to)|"
@@ -258,6 +259,11 @@ def classify(text: str) -> Turn:
             turn.acts.append("consent_exam")
             continue
         rest = _strip_match(norm, act, r) if act in ("open_invitation", "consent") else ""
+        if act == "consent" and _CONSENT_ASIDE.match(rest):
+            # "may I ask some questions while we put up the drip?", "can I ask about your
+            # fever?": permission only; the question itself comes next.
+            turn.acts.append("consent")
+            continue
         if act == "consent" and _EXAM_VERB.search(rest):
             turn.acts.append("consent_exam")
             continue
@@ -295,6 +301,11 @@ def _strip_match(norm: str, act: str, r: ActRules) -> str:
     return norm
 
 
+# What may follow a request to ask questions without being a question itself.
+_CONSENT_ASIDE = re.compile(
+    r"^(about|on|regarding|while|whilst|before|as|since|because|now|first|today|quickly|with|in|"
+    r"is (it|that) (ok|okay|alright|fine)|if (that|it) is|if you|okay|ok|please|madam|sir|mama|baba)\b"
+)
 _WH = re.compile(r"\b(where|when|how long|how many|how much|which|why|what (colou?r|kind|type|time))\b")
 _ASKS = re.compile(
     r"^(do|does|did|have|has|are|is|was|were|can|could|any|what|whats|what's|who|how|why|where|when|which|tell|describe)\b"
