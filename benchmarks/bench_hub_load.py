@@ -133,7 +133,8 @@ def _run(
         sent = devices * (events // batch) * batch
         stored = rows(db, "SELECT count(*) FROM events")[0][0]
         doubled = rows(
-            db, "SELECT count(*) FROM (SELECT device_id, seq FROM events GROUP BY 1, 2 HAVING count(*) > 1) AS doubled"
+            db,
+            "SELECT count(*) FROM (SELECT device_id, seq FROM events GROUP BY 1, 2 HAVING count(*) > 1) AS doubled",
         )[0][0]
         size = _db_bytes(db)
         latencies.sort()
