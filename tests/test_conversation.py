@@ -261,6 +261,39 @@ def test_a_man_asked_about_his_children_is_not_asked_about_pregnancies(encoder) 
     assert "home-work" in reply.matched and "children are grown" in reply.text
 
 
+def test_a_question_in_one_part_is_not_answered_with_neighbouring_facts(encoder) -> None:  # type: ignore[no-untyped-def]
+    # Every fact of this case mentions the cough: asking what comes up with it must not also
+    # tell the medicines bought and the brother treated for TB (unasked, and unearned credit).
+    tb = load_case(DEMO_SRC / "cases" / "tb-pulmonary-adult.yaml")
+    reply = Encounter(tb, None, encoder).act("are you bringing up anything when you cough?")
+    assert reply.matched == ["cough"]
+    # A question in several parts is answered part by part.
+    for said, facts in (
+        ("do you sweat at night, and have you lost weight?", {"night-sweats", "weight-loss"}),
+        ("any night sweats or weight loss?", {"night-sweats", "weight-loss"}),
+        ("do you smoke or drink?", {"smoking", "alcohol"}),
+    ):
+        assert set(Encounter(tb, None, encoder).act(said).matched) == facts, said
+
+
+def test_questions_are_divided_only_where_each_part_asks_something() -> None:
+    from edgetutor.patient.history import question_parts
+
+    assert question_parts("do you smoke or drink?") == ["do you smoke", "do you drink"]
+    assert question_parts("any pain or swelling in your legs?") == [
+        "any pain in your legs",
+        "any swelling in your legs",
+    ]
+    for one in (
+        "the fits, how many times and for how long?",  # one subject, two details
+        "are you allergic to aspirin or any other drug?",  # an elaboration
+        "any long term illness like sickle cell or diabetes?",  # examples of one thing
+        "does it come on and off?",  # no clinical word in "off"
+        "what brings you here today?",
+    ):
+        assert question_parts(one) == [one], one
+
+
 def test_open_invitations_volunteer_untold_facts_then_stop(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
     enc = Encounter(malaria, None, encoder)
     volunteered = [f for f in malaria.facts if f.disclosure.value == "volunteered"]

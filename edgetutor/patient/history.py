@@ -57,6 +57,93 @@ MAIN_COMPLAINT_QUESTION = re.compile(
 )
 
 
+# Where a question in several parts divides ("or", "and", commas), and the opening a later part
+# borrows when it has none of its own ("do you smoke or drink" -> "do you drink").
+_PART_BREAK = re.compile(r"\s*(?:,|;|/|\bor\b|\band\b|\bas well as\b|\balso\b)\s*")
+_OPENING = re.compile(
+    r"^((and |so |ok |okay |also |now )*(do|does|did|have|has|had|is|are|was|were|can|could|will|would)"
+    r" (you|u|he|she|it|they|the (baby|child)|there|anyone|anybody)( ever| also| still| had| got)?|any|have you had|has (he|she) had)\b"
+)
+_HAS_OPENING = re.compile(
+    r"^(do|does|did|have|has|had|is|are|was|were|can|could|will|would|any|how|what|when|where|which|who|why|"
+    r"tell|describe|no|not)\b"
+)
+MAX_PARTS = 4
+_YES_NO = re.compile(
+    r"^(do|does|did|have|has|had|is|are|was|were|can|could|will|would) (you|u|he|she|it|they|the (baby|child)|there|any)\b"
+)
+_PLACE = re.compile(r"\b(in|on|of|at|around|from|with|behind|under|over) (your|ur|his|her|the|my|its)\b.*$")
+_EXAMPLES = re.compile(r"\b(like|such as|for example|for instance|eg|including|especially)\b")
+_ELABORATION = re.compile(
+    r"^(any )?(other|others|another|something|anything|such|like|including|especially|else)\b"
+)
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a question asked in several ("do you smoke or drink?" -> "do you smoke",
+    "do you drink"); one part when it is not divisible. A piece without a clinical word of its
+    own ("on and off", "now and then") stays with the piece before it."""
+    pieces = [n for p in _PART_BREAK.split(question.lower()) if (n := normalise(p))]
+    if len(pieces) < 2:
+        return [question]
+    parts: list[str] = []
+    for piece in pieces:
+        clinical = any(t.startswith("~") for t in content_terms(piece))
+        if parts and not clinical:
+            parts[-1] = f"{parts[-1]} {piece}"
+        else:
+            parts.append(piece)
+    if (
+        len(parts) < 2
+        or len(parts) > MAX_PARTS
+        or not _HAS_OPENING.match(parts[0])
+        or _EXAMPLES.search(normalise(question))
+    ):
+        return [question]  # "the fits, how many times?" asks about one thing
+    # "any pain or swelling in your legs": the last part's place belongs to every part.
+    tail = _PLACE.search(parts[-1])
+    if tail is not None:
+        parts = [p if _PLACE.search(p) else f"{p} {tail.group(0)}" for p in parts[:-1]] + [parts[-1]]
+    opening = _OPENING.match(parts[0])
+    out = [parts[0]]
+    for part in parts[1:]:
+        if _YES_NO.match(part):
+            out.append(part)  # a question of its own: "... and have you lost weight?"
+        elif (
+            opening is not None
+            and not _HAS_OPENING.match(part)
+            and not _ELABORATION.match(part)
+            and len(part.split()) <= 4
+        ):
+            out.append(f"{opening.group(0)} {part}")  # "do you smoke or drink" -> "do you drink"
+        else:
+            # "how many times", "any other drug", "take drinks without it coming back": more of
+            # the same question, which is then not divided at all.
+            return [question]
+    return out
+
+
+def _merged(question: str, answers: list[HistoryAnswer]) -> HistoryAnswer:
+    """One answer made of the answers to each part, in order, each fact and default once."""
+    out = HistoryAnswer(question)
+    for a in answers:
+        out.corrected.update(a.corrected)
+        out.facts += [f for f in a.facts if f not in out.facts]
+        out.withheld += [
+            w for w in a.withheld if w not in out.withheld and w not in {f.id for f in out.facts}
+        ]
+        out.topics += [t for t in a.topics if t not in out.topics]
+        for t, d in zip(a.default_topics, a.defaults, strict=False):
+            if d not in out.defaults:
+                out.defaults.append(d)
+                out.default_topics.append(t)
+        for d in a.defaults[len(a.default_topics) :]:
+            if d not in out.defaults:
+                out.defaults.append(d)
+    out.route = "fact" if any(a.route == "fact" for a in answers) else "topic"
+    return out
+
+
 @dataclass
 class HistoryAnswer:
     question: str
@@ -102,7 +189,19 @@ class History:
 
     def answer(self, question: str, ice: bool = False) -> HistoryAnswer:
         """What the patient says to a history question. With `ice`, the question asks for the
-        patient's ideas, concerns or expectations: only those topics and facts can answer it."""
+        patient's ideas, concerns or expectations: only those topics and facts can answer it.
+
+        A question in several parts ("do you smoke or drink?", "any night sweats, or weight
+        loss?") is answered part by part, each part as if asked alone, when every part finds an
+        answer; otherwise as one question."""
+        parts = [] if ice else question_parts(question)
+        if len(parts) > 1:
+            answers = [self._answer_one(p) for p in parts]
+            if all(a.facts or a.defaults for a in answers):
+                return _merged(question, answers)
+        return self._answer_one(question, ice)
+
+    def _answer_one(self, question: str, ice: bool = False) -> HistoryAnswer:
         qvec = self.encoder.encode([question])[0] if self.encoder is not None else None
         fixed, fscored = self.facts.scored(question, qvec)
         tscored = [m for m in self.topics.match(question, qvec) if applies(self.case, m.topic)]

@@ -25,6 +25,7 @@ Disclosure rules:
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -51,8 +52,12 @@ COVERAGE_WEIGHT = 0.5
 LEXICAL_WEIGHT = 0.4
 LEXICAL_HALF = 10.0
 HYBRID_NONE = 0.4
-# Other facts are given with the best one when within this much of its hybrid score.
+# Other facts are given with the best one when within this much of its hybrid score: a question
+# in several parts ("any cough, or fever?") may need several facts; a question in one part gets
+# a second fact only when it scores almost as well (an unasked fact is a leak, and unearned credit).
 HYBRID_SECOND = 0.05
+HYBRID_SECOND_ONE_PART = 0.015
+_SEVERAL_PARTS = re.compile(r"\b(and|or|also|plus|as well as|nor)\b|[,/&;+]")
 # Semantic similarity to a fact's own questions or keywords that counts as asking it directly.
 DIRECT_SIMILARITY = 0.6
 
@@ -317,7 +322,8 @@ class FactIndex:
         if scored[0].score < HYBRID_NONE:
             return Retrieval(question, fixed, [], [])
         top = scored[0].score
-        candidates = [m for m in scored if m.score >= top - HYBRID_SECOND][:MAX_FACTS]
+        second = HYBRID_SECOND if _SEVERAL_PARTS.search(question.lower()) else HYBRID_SECOND_ONE_PART
+        candidates = [m for m in scored if m.score >= top - second][:MAX_FACTS]
         return self._disclose(question, fixed, candidates)
 
     def _lexical_search(
