@@ -203,6 +203,8 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("ok take care, come back if the fever does not settle", "closing"),
         ("and your good name, mother?", "identity_name"),
         ("try to touch your chin to your chest for me", "instruction"),
+        # A short check is answered from the case, never simply agreed with.
+        ("so it is a sharp pain?", "history"),
     ],
 )
 def test_dialogue_acts(said: str, act: str) -> None:
@@ -274,6 +276,12 @@ def test_a_question_in_one_part_is_not_answered_with_neighbouring_facts(encoder)
         ("do you smoke or drink?", {"smoking", "alcohol"}),
     ):
         assert set(Encounter(tb, None, encoder).act(said).matched) == facts, said
+
+
+def test_a_wrong_check_is_answered_from_the_case_not_agreed_with(encoder) -> None:  # type: ignore[no-untyped-def]
+    mi = load_case(DEMO_SRC / "cases" / "acute-mi-adult.yaml")
+    reply = Encounter(mi, None, encoder).act("so it is a sharp pain?")
+    assert "crushing" in reply.text and "that is right" not in reply.text.lower(), reply.text
 
 
 def test_questions_are_divided_only_where_each_part_asks_something() -> None:

@@ -224,7 +224,11 @@ def classify(text: str) -> Turn:
         return turn
     turn.open = bool(_OPEN.search(whole))
     # A summary reads the whole turn: its clauses alone look like history statements.
-    if _is_summary(whole, r):
+    # A short check ending in a question mark ("so it is a sharp pain?") is a closed question:
+    # answered from the case, never just agreed with (the pain may be crushing, not sharp).
+    if _is_summary(whole, r) and not (
+        text.rstrip().endswith("?") and len(whole.split()) <= 9 and not _CONFIRM.search(whole)
+    ):
         turn.acts.append("summary")
         return turn
     clauses = _clauses(text)
