@@ -192,17 +192,20 @@ class LexicalIndex:
     def scores(self, question: str) -> tuple[dict[str, str], list[tuple[float, bool]]]:
         """Per doc (in order): the lexical score and whether the question names the doc."""
         text, fixed = self.correct(question)
-        terms = set(content_terms(text))
-        words = {t for t in terms if not t.startswith("~")}
+        # In sorted order: sums of floats then come out the same in every run (a set's order
+        # changes with the process's hash seed, and a tie between two docs with it).
+        terms = sorted(set(content_terms(text)))
+        words = [t for t in terms if not t.startswith("~")]
         unknown_idf = math.log(1 + len(self.weights))
         out = []
         for i, w in enumerate(self.weights):
-            hit = {t for t in terms if t in w}
-            score = sum(w[t] * self.idf[t] for t in hit)
+            hit_list = [t for t in terms if t in w]
+            hit = set(hit_list)
+            score = sum(w[t] * self.idf[t] for t in hit_list)
             # A question about something this doc does not mention ("pain in your EARS" against
             # a headache fact) is discounted by the share of its words the doc leaves unmatched.
-            missed = [t for t in words - hit if not self._covered(t, hit)]
-            matched_mass = sum(self.idf[t] for t in hit)
+            missed = [t for t in words if t not in hit and not self._covered(t, hit)]
+            matched_mass = sum(self.idf[t] for t in hit_list)
             missed_mass = sum(self.idf.get(t, unknown_idf) for t in missed)
             if matched_mass:
                 score *= matched_mass / (matched_mass + COVERAGE_WEIGHT * missed_mass)

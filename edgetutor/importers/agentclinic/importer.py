@@ -162,7 +162,51 @@ def _parse_record(chunk: bytes) -> dict[str, Any]:
         raise RecordError(f"invalid JSON: {err.msg} (column {err.colno})") from err
     except (ValueError, RecursionError) as err:  # a 5,000-digit number, 100,000 nested lists
         raise RecordError(f"invalid JSON: {str(err)[:100]}") from err
-    _check_record(record)
+    _check_record(_tolerate(record))
+    return record
+
+
+def _text_of(value: Any) -> str | None:
+    """A list or object of plain values as one line of text; None for anything else."""
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return "; ".join(str(v).strip() for v in value if str(v).strip())
+    if isinstance(value, dict) and all(isinstance(v, str | int | float) for v in value.values()):
+        return "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in value.items() if str(v).strip())
+    return None
+
+
+def _tolerate(record: Any) -> Any:
+    """Bring the shapes other writers of these records use to the usual one, in place: a
+    diagnosis given as a list (its first entry), symptoms as a list (the first is the main one),
+    an examination or test results as plain text (one finding or result). History fields may
+    already be text, lists or objects. Anything else is left for the checks."""
+    osce = record.get("OSCE_Examination") if isinstance(record, dict) else None
+    if not isinstance(osce, dict):
+        return record
+    dx = osce.get("Correct_Diagnosis")
+    if isinstance(dx, list):
+        named = [d for d in dx if isinstance(d, str) and d.strip()]
+        if named:
+            osce["Correct_Diagnosis"] = named[0]
+    for key, label in (("Physical_Examination_Findings", "General"), ("Test_Results", "Results")):
+        value = osce.get(key)
+        if isinstance(value, str) and value.strip():
+            osce[key] = {label: value}
+        elif isinstance(value, list) and (text := _text_of(value)):
+            osce[key] = {label: text}
+    actor = osce.get("Patient_Actor")
+    if not isinstance(actor, dict):
+        return record
+    symptoms = actor.get("Symptoms")
+    if isinstance(symptoms, list):
+        named = [s for s in symptoms if isinstance(s, str) and s.strip()]
+        if named:
+            actor["Symptoms"] = {"Primary_Symptom": named[0], "Secondary_Symptoms": named[1:]}
+    elif isinstance(symptoms, str) and symptoms.strip():
+        actor["Symptoms"] = {"Primary_Symptom": symptoms}
+    elif isinstance(symptoms, dict) and isinstance(symptoms.get("Secondary_Symptoms"), str):
+        parts = [p.strip() for p in re.split(r"[;,]", symptoms["Secondary_Symptoms"]) if p.strip()]
+        symptoms["Secondary_Symptoms"] = parts
     return record
 
 

@@ -19,6 +19,20 @@ _MALE_NAMES = PATIENT.male_names
 _SURNAMES = PATIENT.surnames
 
 
+# The record says she is pregnant now ("at 32 weeks' gestation", "pregnant", "third trimester"),
+# and nothing says otherwise ("not pregnant", "denies pregnancy", "3 days postpartum").
+_PREGNANT = re.compile(
+    r"\b(pregnant|\d+ weeks?(?:'|’)? (?:of )?(?:gestation|pregnancy|pregnant)|at \d+ weeks|"
+    r"(?:first|second|third) trimester)\b",
+    re.IGNORECASE,
+)
+_NOT_PREGNANT = re.compile(
+    r"\b(not|denies|deny|no|negative|never)\b[^.]{0,30}\bpregnan|\bpregnan\w*[^.]{0,20}\bnegative\b|"
+    r"post-?partum|after (?:giving birth|delivery|her delivery)|delivered\b|miscarr|abortion",
+    re.IGNORECASE,
+)
+
+
 def _pick(names: Sequence[str], seed: int) -> str:
     return names[(seed * 7 + 3) % len(names)]
 
@@ -51,6 +65,15 @@ def patient_section(
     if demo.age_months is not None and (demo.age_years < 5):
         patient["age_months"] = demo.age_months
     patient["sex"] = demo.sex
+    told = f"{actor['Demographics']} {flat_text(actor.get('History'))}"
+    if (
+        demo.sex == "female"
+        and demo.age_years >= 10
+        and _PREGNANT.search(told)
+        and not _NOT_PREGNANT.search(told)
+    ):
+        # "Are you pregnant?" must not get the default "No" from a woman at 32 weeks.
+        patient["pregnant"] = True
     patient["occupation"] = occupation
     if v.child:
         parent_first = _pick(_FEMALE_NAMES if v.parent == "mother" else _MALE_NAMES, number + 11)

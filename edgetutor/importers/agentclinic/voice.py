@@ -20,6 +20,19 @@ class Demographics:
     sex_stated: bool
 
 
+# Ages as writers of case records put them: "35-year-old", "68 y/o", "68yo", "72 yrs", "aged 40",
+# "age: 40", "40 M", "18-month-old", "18 months old", "6 mo", "3 weeks old", "10-day-old".
+_AGE_DAYS = re.compile(r"\b(\d+)\s*[- ]?\s*(days?|weeks?|wks?)[- ]?old\b")
+_AGE_MONTHS = re.compile(r"\b(\d+)\s*[- ]?\s*(?:months?|mos?|m/o)\b(?:[- ]?old)?")
+_AGE_YEARS = re.compile(r"\b(\d+)\s*[- ]?\s*(?:years?|yrs?|yo|y/o|y\.o\.?|y)\b(?:[- ]?old)?")
+_AGE_AGED = re.compile(r"\bage[d:]?\s*:?\s*(\d+)\b")
+_AGE_BARE = re.compile(r"^\s*(?:a |an )?(\d{1,3})\s*(?:,|-)?\s*(?:[mf]\b|male|female|man|woman)")
+_AGE_AFTER_SEX = re.compile(r"^\s*(?:[mf]|male|female|man|woman)\s*,?\s*(\d{1,3})\b")
+# "68 y/o M", "40M", "F, 34": a sex given as one letter beside the age.
+_SEX_LETTER_F = re.compile(r"(?:\d\s*(?:y/o|yo|yrs?|years?( old)?|y)?\s*,?\s*f\b|^f\s*,?\s*\d)")
+_SEX_LETTER_M = re.compile(r"(?:\d\s*(?:y/o|yo|yrs?|years?( old)?|y)?\s*,?\s*m\b|^m\s*,?\s*\d)")
+
+
 def parse_demographics(text: str, context: str) -> Demographics:
     """Age and sex from `Demographics` ("35-year-old female", "Newborn, female", "3-year-old child").
 
@@ -27,19 +40,22 @@ def parse_demographics(text: str, context: str) -> Demographics:
     """
     t = clean(text).lower()
     years, months, label = 0, None, "newborn"
-    if m := re.search(r"(\d+)[- ]year[- ]old", t):
-        years, label = int(m.group(1)), f"{m.group(1)}-year-old"
-    elif m := re.search(r"(\d+)[- ]month[- ]old", t):
+    if m := _AGE_DAYS.search(t):
+        unit = "week" if m.group(2).startswith("w") else "day"
+        years, months, label = 0, 0, f"{m.group(1)}-{unit}-old"
+    elif m := _AGE_MONTHS.search(t):
         total = int(m.group(1))
         years, months, label = total // 12, total % 12, f"{total}-month-old"
-    elif m := re.search(r"(\d+)[- ](day|week)[- ]old", t):
-        years, months, label = 0, 0, f"{m.group(1)}-{m.group(2)}-old"
+    elif m := (
+        _AGE_YEARS.search(t) or _AGE_AGED.search(t) or _AGE_BARE.search(t) or _AGE_AFTER_SEX.search(t)
+    ):
+        years, label = int(m.group(1)), f"{m.group(1)}-year-old"
     elif "newborn" in t or "neonate" in t or "infant" in t:
         years, months, label = 0, 0, "newborn"
     sex, stated = "", True
-    if re.search(r"\b(female|woman|girl|lady|gravida)\b", t):
+    if re.search(r"\b(female|woman|girl|lady|gravida|pregnant)\b", t) or _SEX_LETTER_F.search(t):
         sex = "female"
-    elif re.search(r"\b(male|man|boy|gentleman)\b", t):
+    elif re.search(r"\b(male|man|boy|gentleman)\b", t) or _SEX_LETTER_M.search(t):
         sex = "male"
     else:
         stated = False
