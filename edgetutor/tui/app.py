@@ -6,6 +6,9 @@ store, a scripted backend and an encoder so nothing is loaded from disk behind t
 The language model and the sentence encoder load in a thread worker when the app starts, so the
 app answers keys at once; an encounter started before they are ready waits for them (its worker
 blocks on `models_ready`, never the UI).
+
+The app owns navigation and its shared state: screens read that state but ask for any change by
+posting a message (`messages.py`), handled below by the `on_...` methods.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..patient.llm import Backend
 from ..service.session import ModelChoice
 from ..store.db import Store, Trainee
 from .base import report
+from .messages import ChooseModel, ShowDebrief, ShowLibrary, ShowProgress, StartCase, TraineeChosen
 
 #: how often the app tries to sync in the background, and how long the reachability probe waits
 SYNC_EVERY_S = 60.0
@@ -337,6 +341,26 @@ class EdgeTutorApp(App[None]):
         from .progress import ProgressScreen
 
         self.push_screen(ProgressScreen())
+
+    # -- what the screens ask for (messages.py) --------------------------------------------------
+    # A screen posts a message; it bubbles to the app, which does here what the screen may not.
+    def on_trainee_chosen(self, message: TraineeChosen) -> None:
+        self.set_trainee(message.trainee)
+
+    def on_show_library(self, message: ShowLibrary) -> None:
+        self.show_library()
+
+    def on_start_case(self, message: StartCase) -> None:
+        self.start_case(message.case_id, resume=message.resume)
+
+    def on_show_debrief(self, message: ShowDebrief) -> None:
+        self.show_debrief(message.title, message.doc)
+
+    def on_show_progress(self, message: ShowProgress) -> None:
+        self.show_progress()
+
+    def on_choose_model(self, message: ChooseModel) -> None:
+        self.choose_model(message.key)
 
 
 def make_app(

@@ -53,6 +53,8 @@ class EdgeScreen(Screen[None]):
 
     @property
     def edge(self) -> EdgeTutorApp:
+        """The app, to read its shared state; a screen asks for anything else with a message
+        (`messages.py`), so this module needs `app.py` for type checking only."""
         return cast("EdgeTutorApp", self.app)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

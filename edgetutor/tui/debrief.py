@@ -17,6 +17,7 @@ from textual.worker import Worker
 from ..scoring.debrief import format_debrief
 from ..scoring.outcome import domain_lines, headline
 from .base import EdgeScreen, StatusBar, footer
+from .messages import ShowLibrary, ShowProgress
 
 
 class DebriefScreen(EdgeScreen):
@@ -105,7 +106,7 @@ class DebriefScreen(EdgeScreen):
         self._show_note({"text": "", "reasons": ["the model failed"]})
 
     def action_library(self) -> None:
-        self.edge.show_library()
+        self.post_message(ShowLibrary())
 
     def action_progress(self) -> None:
-        self.edge.show_progress()
+        self.post_message(ShowProgress())

@@ -30,6 +30,7 @@ from ..errors import ModelError
 from ..patient.encounter import Reply, parse_action
 from ..service.session import Session
 from .base import EdgeScreen, StatusBar, footer
+from .messages import ShowDebrief, ShowLibrary
 
 CANCELLED = "reply cancelled by the trainee (Escape)"
 SOURCE_NOTE = {"model": "model", "authored": "case answer", "lookup": "", "system": ""}
@@ -283,7 +284,7 @@ class EncounterScreen(EdgeScreen):
         elif reply.kind == "note":
             self.query_one("#notes", Panel).add_item(reply.utterance)
         if doc is not None and self.session is not None:
-            self.edge.show_debrief(self.session.case.title, doc)
+            self.post_message(ShowDebrief(self.session.case.title, doc))
 
     def log_entry(self, who: str, text: str, kind: str, note: str = "") -> LogEntry:
         entry = LogEntry(who, text, kind, note)
@@ -302,7 +303,7 @@ class EncounterScreen(EdgeScreen):
             return
         if self.session is not None:
             self.notify("Attempt kept: choose this case again to resume it.", timeout=6)
-        self.edge.show_library()
+        self.post_message(ShowLibrary())
 
     def on_key(self, event: events.Key) -> None:
         # Up/Down in the action box recall earlier actions, like a shell.

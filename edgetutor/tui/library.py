@@ -14,6 +14,7 @@ from ..packs.install import CaseEntry, PackStore
 from ..scoring.outcome import percent
 from ..store.db import Attempt
 from .base import EdgeScreen, StatusBar, footer, report
+from .messages import ChooseModel, ShowProgress, StartCase
 
 # (label, key, width, shown from this many columns): the title gets what the screen has left, so
 # at 80 columns it is whole; the level, specialty and publisher appear on wider screens. Never the
@@ -172,7 +173,7 @@ class LibraryScreen(EdgeScreen):
 
         attempt = self.unfinished.get(case_id)
         if attempt is None:
-            self.edge.start_case(case_id)
+            self.post_message(StartCase(case_id))
             return
         title = next((c.title for c in self.cases if c.id == case_id), case_id)
         try:
@@ -183,9 +184,9 @@ class LibraryScreen(EdgeScreen):
 
         def chosen(choice: str | None) -> None:
             if choice == "resume":
-                self.edge.start_case(case_id, resume=attempt.id)
+                self.post_message(StartCase(case_id, resume=attempt.id))
             elif choice == "new":
-                self.edge.start_case(case_id)
+                self.post_message(StartCase(case_id))
 
         self.app.push_screen(ResumeScreen(title, attempt, turns), chosen)
 
@@ -196,14 +197,14 @@ class LibraryScreen(EdgeScreen):
         self.app.pop_screen()
 
     def action_progress(self) -> None:
-        self.edge.show_progress()
+        self.post_message(ShowProgress())
 
     def action_model(self) -> None:
         from .dialogs import ModelScreen
 
         def chosen(key: str | None) -> None:
             if key is not None:
-                self.edge.choose_model(key)
+                self.post_message(ChooseModel(key))
 
         self.app.push_screen(ModelScreen(self.edge.current_model()), chosen)
 

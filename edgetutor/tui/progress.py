@@ -14,6 +14,7 @@ from textual.widgets import Label, Static
 from ..service.progress import format_progress
 from ..store.db import Store, Trainee
 from .base import EdgeScreen, StatusBar, footer
+from .messages import ShowLibrary
 
 
 def progress_doc(store: Store, trainee: Trainee | None) -> dict[str, Any]:
@@ -53,4 +54,4 @@ class ProgressScreen(EdgeScreen):
         self.query_one("#progress-text", Static).update(Text(format_progress(doc)))
 
     def action_library(self) -> None:
-        self.edge.show_library()
+        self.post_message(ShowLibrary())

@@ -10,6 +10,7 @@ from textual.widgets.option_list import Option
 
 from ..errors import EdgeTutorError
 from .base import EdgeScreen, StatusBar, footer, report
+from .messages import ShowLibrary, TraineeChosen
 
 
 class TraineeScreen(EdgeScreen):
@@ -57,5 +58,5 @@ class TraineeScreen(EdgeScreen):
         except EdgeTutorError as err:
             report(self.app, err)
             return
-        self.edge.set_trainee(trainee)
-        self.edge.show_library()
+        self.post_message(TraineeChosen(trainee))
+        self.post_message(ShowLibrary())
