@@ -44,6 +44,13 @@ def later(days: float) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat(timespec="milliseconds")
 
 
+def lifetime(days: float) -> tuple[str, str]:
+    """(now, `days` from now) from one reading of the clock: a 7-day token lasts exactly 7 days."""
+    start = dt.datetime.now(dt.UTC)
+    end = start + dt.timedelta(days=days)
+    return start.isoformat(timespec="milliseconds"), end.isoformat(timespec="milliseconds")
+
+
 def token_hash(token: str) -> str:
     """Tokens are stored only as this hash: a copy of the database does not enroll anything."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -377,11 +384,12 @@ class HubDB:
 
     # -- tokens --------------------------------------------------------------------------------
     def add_token(
-        self, token: str, site: str, label: str | None, expires: str, replaces: str | None = None
+        self, token: str, site: str, label: str | None, valid_days: float, replaces: str | None = None
     ) -> None:
+        created, expires = lifetime(valid_days)
         self.run(
             "INSERT INTO tokens (hash, site, label, created, expires, replaces) VALUES (?, ?, ?, ?, ?, ?)",
-            (token_hash(token), site, label, now(), expires, replaces),
+            (token_hash(token), site, label, created, expires, replaces),
         )
 
     def open_tokens(self, sites: Sequence[str] | None = None) -> int:

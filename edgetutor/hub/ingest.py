@@ -35,7 +35,7 @@ from ..packs.signing import key_id, parse_public_key
 from ..packs.trust import DEMO_PACK_IDS
 from ..sync import protocol
 from . import HubError
-from .db import TOKEN_DAYS, Device, HubDB, later, now, token_hash
+from .db import TOKEN_DAYS, Device, HubDB, now, token_hash
 
 log = logging.getLogger("edgetutor.hub")
 
@@ -82,7 +82,7 @@ def new_token(db: HubDB, site: str, label: str | None = None, valid_days: float 
         raise HubError(f"a token is valid for more than 0 and at most {MAX_TOKEN_DAYS:g} days")
     token = secrets.token_urlsafe(24)
     with db.write():
-        db.add_token(token, site, (label or "").strip() or None, later(valid_days))
+        db.add_token(token, site, (label or "").strip() or None, valid_days)
     return token
 
 
@@ -103,7 +103,7 @@ def rotate(db: HubDB, device_id: str, valid_days: float = TOKEN_DAYS) -> str:
         if device.revoked:
             raise HubError(f"device {device_id} is already revoked; issue a new token with hub enroll")
         db.revoke(device_id, "rotated")
-        db.add_token(token, device.site, device.label, later(valid_days), replaces=device_id)
+        db.add_token(token, device.site, device.label, valid_days, replaces=device_id)
     log.info("rotated the key of device %s at site %s", device_id, device.site)
     return token
 
