@@ -205,6 +205,11 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("try to touch your chin to your chest for me", "instruction"),
         # A short check is answered from the case, never simply agreed with.
         ("so it is a sharp pain?", "history"),
+        # Word orders of English as it is spoken in many clinics.
+        ("fever is continuous or it comes and goes", "history"),
+        ("from where you get drinking water", "history"),
+        ("since when is the cough there", "history"),
+        ("ok see you in 3 days, come earlier if he cannot drink or gets worse", "closing"),
     ],
 )
 def test_dialogue_acts(said: str, act: str) -> None:
@@ -282,6 +287,12 @@ def test_a_wrong_check_is_answered_from_the_case_not_agreed_with(encoder) -> Non
     mi = load_case(DEMO_SRC / "cases" / "acute-mi-adult.yaml")
     reply = Encounter(mi, None, encoder).act("so it is a sharp pain?")
     assert "crushing" in reply.text and "that is right" not in reply.text.lower(), reply.text
+
+
+def test_parts_answered_apart_never_contradict_each_other(encoder) -> None:  # type: ignore[no-untyped-def]
+    typhoid = load_case(DEMO_SRC / "cases" / "typhoid-fever-adult.yaml")
+    reply = Encounter(typhoid, None, encoder).act("any loose motions or constipation?")
+    assert "hard" in reply.text and "normal" not in reply.text, reply.text
 
 
 def test_questions_are_divided_only_where_each_part_asks_something() -> None:

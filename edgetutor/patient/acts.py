@@ -167,7 +167,16 @@ _INTERROGATIVE = re.compile(
     r"do|does|did|doesn't|didn't|is|isn't|are|aren't|was|were|have|haven't|has|hasn't|had|can|could|would|will|should|"
     r"shall|may|any|anything|anyone|anybody|tell|describe|explain|show me|since|for how long|ever|u |you have|you had|you got|"
     r"you ever|you been|r u|are u|ever|no |not |none|got any|have u|did u|do u|does it|is it|is there|are there|was there|"
-    r"rate|score|grade|give me a number|give it a number)\b"
+    r"rate|score|grade|give me a number|give it a number|from where|since when|till when|until when|from when|"
+    r"since how|from how|in which|at what|for what|for which|to where)\b"
+)
+# "fever is continuous or it comes and goes", "cough dry or wet": a choice offered about something
+# clinical is a question, whatever its word order.
+_CHOICE = re.compile(r"\b(or|or not|or no)\b")
+# ... but advice keeps its word order too: "come back if he cannot drink or gets worse".
+_NOT_A_CHOICE = re.compile(
+    r"\b(if|unless|when|we|i|take|give|bring|come|boil|wash|go|see|drink this|keep|stop|start|continue)\b"
+    r"|^(with|after|before|during|and|but|then)\b"
 )
 # A question after a leading phrase ("on a scale of one to ten how bad is it", "from 0 to 10, what
 # number would you give it"): a question word followed by question word order (verb before its
@@ -208,6 +217,13 @@ def _is_question(clause: str, norm: str, asked: bool, alone: bool, generic: froz
     if _STATEMENT_PLAN.search(norm) or _STATEMENT_EXAM.search(norm):
         return False
     if _INTERROGATIVE.search(norm) or _EMBEDDED_QUESTION.search(norm):
+        return True
+    if (
+        _CHOICE.search(norm)
+        and len(norm.split()) <= 9
+        and not _NOT_A_CHOICE.search(norm)
+        and any(t.startswith("~") for t in content_terms(norm))
+    ):
         return True
     # A turn of a few words ("fever since when", "cough") is a question typed without its mark.
     # Only when it names something clinical: "ok noted" is not a question about "noted".

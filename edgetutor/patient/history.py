@@ -123,8 +123,16 @@ def question_parts(question: str) -> list[str]:
     return out
 
 
+def _words(text: str) -> set[str]:
+    return {t for t in content_terms(text) if not t.startswith("~") and len(t) >= 4}
+
+
 def _merged(question: str, answers: list[HistoryAnswer]) -> HistoryAnswer:
-    """One answer made of the answers to each part, in order, each fact and default once."""
+    """One answer made of the answers to each part, in order, each fact and default once. A
+    default that speaks of what a fact given for another part speaks of ("my stools are normal"
+    next to "my stools have been hard") is left out: it would contradict the case."""
+    told = set().union(*(_words(f.answer) for a in answers for f in a.facts))
+    answers = [a if not a.facts and not told else _without_clashing_defaults(a, told) for a in answers]
     out = HistoryAnswer(question)
     for a in answers:
         out.corrected.update(a.corrected)
@@ -142,6 +150,15 @@ def _merged(question: str, answers: list[HistoryAnswer]) -> HistoryAnswer:
                 out.defaults.append(d)
     out.route = "fact" if any(a.route == "fact" for a in answers) else "topic"
     return out
+
+
+def _without_clashing_defaults(answer: HistoryAnswer, told: set[str]) -> HistoryAnswer:
+    keep = [
+        (t, d) for t, d in zip(answer.default_topics, answer.defaults, strict=False) if not (_words(d) & told)
+    ]
+    answer.default_topics = [t for t, _ in keep]
+    answer.defaults = [d for _, d in keep]
+    return answer
 
 
 @dataclass
