@@ -257,6 +257,7 @@ def measure_model(
     threads: int | None,
     bandwidth_gbs: float | None,
     case_file: str | None = None,
+    limit: int | None = None,
 ) -> ModelResult:
     """Both sides for one model, each in its own process. A model that fails is a result with
     `error` set, not an exception, so one broken file does not stop the others."""
@@ -264,7 +265,7 @@ def measure_model(
     if entry.error:
         return _failed(facts, entry.error)
     try:
-        ours_m = run_in_child(measure_ours, str(entry.path), questions, threads, case_file)
+        ours_m = run_in_child(measure_ours, str(entry.path), questions, threads, case_file, limit)
         if not ours_m["turns"]:
             return _failed(facts, "no question of the standard encounter reached the model")
         raw_m = run_in_child(
@@ -328,7 +329,10 @@ def run_bench(
         raise EdgeTutorError(f"--turns must be at least 1 (got {turns})")
     if threads is not None and threads < 1:
         raise EdgeTutorError(f"--threads must be at least 1 (got {threads})")
-    asked = list(questions if questions is not None else QUESTIONS)[: turns or None]
+    # Questions are asked in order until `turns` of them have reached the model (one the patient
+    # answers without it, a negative the case wrote, does not count).
+    asked = list(questions if questions is not None else QUESTIONS)
+    limit = min(turns, len(asked)) if turns else len(asked)
     entries = discover(model)
     if model is not None:
         chosen = pick(entries)
@@ -345,15 +349,13 @@ def run_bench(
     results = []
     for entry in entries:
         if progress:
-            progress(
-                f"Measuring {entry.name} ({len(asked)} questions, EdgeTutor then raw llama-cpp-python)..."
-            )
-        results.append(measure_model(entry, asked, threads, described["memory_read_gbs"], case_file))
+            progress(f"Measuring {entry.name} ({limit} questions, EdgeTutor then raw llama-cpp-python)...")
+        results.append(measure_model(entry, asked, threads, described["memory_read_gbs"], case_file, limit))
     return BenchReport(
         edgetutor_version=__version__,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         case=case.id,
-        questions=len(asked),
+        questions=limit,
         criteria=Criteria(),
         machine=Machine(**described),
         models=results,

@@ -35,7 +35,7 @@ from ..errors import ModelError
 from ..patient.embed import load_encoder
 from ..patient.encounter import Encounter
 from ..patient.llm import LlamaBackend
-from ..patient.prompt import messages, prefix_key, prefix_variants
+from ..patient.prompt import prefix_key, prefix_variants
 from ..portable import current_rss_bytes, peak_rss_bytes
 
 STANDARD_CASE = "standard_case.yaml"
@@ -73,11 +73,16 @@ def load_standard_case(path: str | Path | None = None) -> Any:
 
 
 def measure_ours(
-    model_path: str, questions: list[str], n_threads: int | None = None, case_file: str | None = None
+    model_path: str,
+    questions: list[str],
+    n_threads: int | None = None,
+    case_file: str | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Play `questions` through the patient pipeline on the model at `model_path`.
 
-    Questions that retrieve no fact are skipped (the model is not asked). Returns the load times,
+    Questions the patient answers without the model are skipped; with `limit`, play stops once that
+    many turns reached the model. Returns the load times,
     one row per turn, the chat messages each turn sent (for `measure_raw`) and the peak RSS.
     Raises ModelError if the model cannot be loaded.
     """
@@ -113,11 +118,20 @@ def measure_ours(
 
     turns: list[dict[str, Any]] = []
     sent: list[list[dict[str, str]]] = []
+    # The chats the encounter really sends are what raw llama-cpp-python gets too (however the
+    # encounter chose the facts: a question in several parts, a topic, a retried draft).
+    asked: list[list[dict[str, str]]] = []
+    streaming = backend.stream
+
+    def recording(chat: list[dict[str, str]], **kw: Any) -> Any:
+        asked.append(chat)
+        return streaming(chat, **kw)
+
+    backend.stream = recording  # type: ignore[method-assign,assignment]
     for question in questions:
-        facts = [m.fact for m in encounter.index.search(question).matches]
-        if not facts:
-            continue
-        sent.append(messages(case, question, facts))
+        if limit is not None and len(turns) >= limit:
+            break
+        asked.clear()
         first_at: list[float] = []
 
         def mark(_piece: str, sink: list[float] = first_at) -> None:
@@ -127,6 +141,9 @@ def measure_ours(
         start = time.perf_counter()
         reply = encounter.act(question, on_token=mark)
         wall = time.perf_counter() - start
+        if not asked:
+            continue  # answered without the model (nothing to compare)
+        sent.append(asked[-1])
         last = backend.last
         turns.append(
             {
