@@ -5,10 +5,14 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .postgres import PostgresServer
+
+if TYPE_CHECKING:
+    from .hub_helpers import Hub
 
 # As the `edgetutor` command does: one BLAS thread, so numpy's idle threads do not spin on the
 # cores llama.cpp needs (set before anything imports numpy).
@@ -118,3 +122,16 @@ ENGINES = ("sqlite", "postgresql")
 def hub_database(engine: str, folder: Path, server: PostgresServer) -> Path | str:
     """A fresh, empty hub database on `engine`: a file in `folder`, or a new PostgreSQL database."""
     return folder / "hub.db" if engine == "sqlite" else server.new_database()
+
+
+@pytest.fixture
+def sqlite_hub(tmp_path: Path) -> Iterator[Hub]:
+    """A running hub (tests/hub_helpers.Hub) on a fresh SQLite file, `tmp_path/hub/hub.db`, with
+    the coordinator's own EDGETUTOR_HOME beside it (not the test device's); stopped afterwards.
+    Tests that need other arguments (workers, a PostgreSQL URL, limits) build a `Hub` themselves."""
+    from .hub_helpers import running_hub
+
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    with running_hub(folder / "hub.db", extra_env={"EDGETUTOR_HOME": str(folder / "home")}) as hub:
+        yield hub

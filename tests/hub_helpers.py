@@ -2,8 +2,9 @@
 
 `Hub` runs the real `edgetutor hub serve` (uvicorn on a free port on 127.0.0.1) in its own
 process over a SQLite file or a PostgreSQL URL; every hub and sync test, and the hub benchmarks,
-start their hubs through it. No device code is involved in `Device`, so the hub is tested against
-the protocol alone.
+start their hubs through it (the `sqlite_hub` fixture of tests/conftest.py is one on a fresh
+SQLite file). No device code is involved in `Device`, so the hub is tested against the protocol
+alone.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from edgetutor.packs.signing import key_id, public_pem
 from edgetutor.sync import protocol
 
 ROOT = Path(__file__).resolve().parents[1]
+# The installed console script: what a user runs, in its own process.
+EDGETUTOR = [str(Path(sys.executable).with_name("edgetutor"))]
 
 
 def is_url(db: Path | str) -> bool:
@@ -42,8 +45,10 @@ def is_url(db: Path | str) -> bool:
 class Hub:
     """`edgetutor hub serve --db DB --host 127.0.0.1 --port 0` in its own process.
 
-    `db` is a SQLite path or a postgresql:// URL. Started by the constructor unless
-    `start=False`; `stop()` ends it gracefully and returns what it logged on stderr.
+    `db` is a SQLite path or a postgresql:// URL; `extra_env` is added to the environment of the
+    hub process and of the coordinator's commands (`run`), e.g. their own EDGETUTOR_HOME. Started
+    by the constructor unless `start=False`; `stop()` ends it gracefully and returns what it
+    logged on stderr.
     """
 
     def __init__(
@@ -121,6 +126,22 @@ class Hub:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`edgetutor hub ARGS --db DB` as the coordinator runs it: the installed command, in its
+        own process, with the hub's `extra_env`. Raises when it fails unless `check=False`."""
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **self.extra_env}
+        command = [*EDGETUTOR, "hub", *args, "--db", str(self.db)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"edgetutor hub {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
+        return done
+
+    def enroll(self, site: str = "Kumasi") -> str:
+        """A new enrollment token for `site`, issued with `edgetutor hub enroll`."""
+        return self.run("enroll", "--site", site).stdout.strip()
 
     def request(
         self,

@@ -1,17 +1,16 @@
-"""Helpers for the result-sync tests: real scored attempts, a real hub subprocess, loopback proxies."""
+"""Helpers for the result-sync tests: real scored attempts, the `edgetutor` command, loopback proxies.
+
+The hub itself is `tests.hub_helpers.Hub` (the `sqlite_hub` fixture of tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from edgetutor.cases.loader import load_case
@@ -21,10 +20,8 @@ from edgetutor.store.db import Attempt, Store
 from edgetutor.sync.events import case_info
 
 from .conftest import EXAMPLE_CASE
-from .hub_helpers import Hub as BaseHub
+from .hub_helpers import EDGETUTOR
 
-# The installed console script: what a user runs, in its own process.
-EDGETUTOR = [str(Path(sys.executable).with_name("edgetutor"))]
 PACK = {"id": "test-pack", "version": 1, "digest": "sha256:" + "ab" * 32}
 
 
@@ -62,40 +59,6 @@ def cli(*args: str, home: Path, timeout: float = 120, check: bool = True) -> sub
             f"edgetutor {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         )
     return done
-
-
-class Hub(BaseHub):
-    """The shared test hub (`tests.hub_helpers.Hub`) with its database and the coordinator's
-    EDGETUTOR_HOME in one folder, started by `start()` and driven by the `edgetutor` command."""
-
-    def __init__(self, folder: Path, db: Path | str | None = None, workers: int = 1) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        super().__init__(
-            db if db is not None else folder / "hub.db",
-            {"EDGETUTOR_HOME": str(folder / "home")},
-            workers=workers,
-            start=False,
-        )
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return cli("hub", *args, "--db", str(self.db), home=self.folder / "home", check=check)
-
-    def stop(self, sig: int = signal.SIGTERM) -> str:
-        return super().stop(sig)
-
-    def enroll(self, site: str = "Kumasi") -> str:
-        return self.run("enroll", "--site", site).stdout.strip()
-
-
-@contextmanager
-def running_hub(folder: Path, db: Path | str | None = None) -> Iterator[Hub]:
-    hub = Hub(folder, db).start()
-    assert isinstance(hub, Hub)
-    try:
-        yield hub
-    finally:
-        hub.stop()
 
 
 class Proxy:

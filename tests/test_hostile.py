@@ -45,7 +45,7 @@ from .hostile import (
     signed_pack,
     zero_member_pack,
 )
-from .hub_helpers import Device, issue_token
+from .hub_helpers import Device, Hub, issue_token
 
 DEMO_KEY = ROOT / "casepacks" / "demo-publisher.key"
 DEMO_PUB = ROOT / "casepacks" / "demo-publisher.pub"
@@ -241,35 +241,34 @@ def test_a_usb_folder_installs_every_good_pack_past_bad_ones(
 
 # -- a bad pack published by a hub never breaks sync -----------------------------------------------
 def test_a_bad_published_pack_never_breaks_sync(
-    publisher: Any, make_pack: Callable[..., Path], tmp_path: Path, home: Path
+    publisher: Any, make_pack: Callable[..., Path], tmp_path: Path, home: Path, sqlite_hub: Hub
 ) -> None:
-    from .sync_helpers import cli, finish, running_hub
+    from .sync_helpers import cli, finish
 
     evil = pack_with_case(
         tmp_path / "evil.etpack", publisher[0], HOSTILE_YAML["python-tag"][0], pack_id="evil"
     )
     deep = pack_with_case(tmp_path / "deep.etpack", publisher[0], b"id: " + b"[" * 900, pack_id="deep")
-    with running_hub(tmp_path / "hub") as hub:
-        for pack in (evil, deep, make_pack(1, "good-pack")):
-            hub.run("publish", str(pack))
-        from edgetutor.service import open_store
+    for pack in (evil, deep, make_pack(1, "good-pack")):
+        sqlite_hub.run("publish", str(pack))
+    from edgetutor.service import open_store
 
-        with open_store() as store:
-            finish(store)
-        for attempt in (1, 2):  # every run: results sent, the bad packs reported and skipped
-            done = cli("sync", "--hub", hub.url, "--token", hub.enroll(), home=home, check=False)
-            assert done.returncode == 0, done.stderr
-            assert done.stdout.splitlines()[-1].startswith(f"Sent {2 - attempt} result"), done.stdout
-            errors = done.stderr.splitlines()
-            assert len(errors) == 2, errors
-            for line in errors:
-                assert_one_line(line, "Pack not installed: pack ")
-            assert any("evil v1 refused" in e and "is not allowed" in e for e in errors)
-            assert any("deep v1 refused" in e and "nested more than 32" in e for e in errors)
-            assert "Traceback" not in done.stdout + done.stderr
-        listed = cli("results", "list", home=home).stdout
-        assert "last sync: never" not in listed and "1 sent" in listed.replace("0 pending, ", "")
-        assert hub.seqs(hub.query("SELECT id FROM devices")[0][0]) == [1]
+    with open_store() as store:
+        finish(store)
+    for attempt in (1, 2):  # every run: results sent, the bad packs reported and skipped
+        done = cli("sync", "--hub", sqlite_hub.url, "--token", sqlite_hub.enroll(), home=home, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1].startswith(f"Sent {2 - attempt} result"), done.stdout
+        errors = done.stderr.splitlines()
+        assert len(errors) == 2, errors
+        for line in errors:
+            assert_one_line(line, "Pack not installed: pack ")
+        assert any("evil v1 refused" in e and "is not allowed" in e for e in errors)
+        assert any("deep v1 refused" in e and "nested more than 32" in e for e in errors)
+        assert "Traceback" not in done.stdout + done.stderr
+    listed = cli("results", "list", home=home).stdout
+    assert "last sync: never" not in listed and "1 sent" in listed.replace("0 pending, ", "")
+    assert sqlite_hub.seqs(sqlite_hub.query("SELECT id FROM devices")[0][0]) == [1]
     assert {p.pack_id for p in PackStore().installed()} == {"good-pack"}
     assert not list(home.glob(".pack-download-*"))
 

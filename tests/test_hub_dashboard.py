@@ -27,38 +27,31 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> Iterator[tuple[Hub, list[str]]]:
-    hub = Hub(tmp_path / "hub.db")
-    try:
-        kisumu, lodwar = enrolled(hub, "Kisumu Clinic"), enrolled(hub, "Lodwar <b>HC</b>")
-        batches = {
-            kisumu: [
-                kisumu.event(
-                    trainee="Amina Okafor", case_id="malaria", title="Fever in a farmer", total=0.85
-                ),
-                kisumu.event(
-                    trainee="Amina Okafor",
-                    case_id="pneumonia",
-                    title="Cough in a child",
-                    total=0.35,
-                    specialty="paediatrics",
-                    competencies=("respiratory",),
-                ),
-                kisumu.event(
-                    trainee="Baraka Otieno", case_id="malaria", title="Fever in a farmer", total=0.62
-                ),
-            ],
-            lodwar: [lodwar.event(trainee=HOSTILE, case_id="malaria", title="Fever in a farmer", total=0.15)],
-        }
-        for device, events in batches.items():
-            status, reply = hub.post(f"{protocol.API}/events", {"device_id": device.id, "events": events})
-            assert status == 200 and reply["accepted"] == len(events)
-        # One refused event, so the anomaly list has something to show.
-        forged = kisumu.event(key=lodwar.key)
-        hub.post(f"{protocol.API}/events", {"device_id": kisumu.id, "events": [forged]})
-        yield hub, [kisumu.id, lodwar.id]
-    finally:
-        hub.stop()
+def seeded(sqlite_hub: Hub) -> Iterator[tuple[Hub, list[str]]]:
+    hub = sqlite_hub
+    kisumu, lodwar = enrolled(hub, "Kisumu Clinic"), enrolled(hub, "Lodwar <b>HC</b>")
+    batches = {
+        kisumu: [
+            kisumu.event(trainee="Amina Okafor", case_id="malaria", title="Fever in a farmer", total=0.85),
+            kisumu.event(
+                trainee="Amina Okafor",
+                case_id="pneumonia",
+                title="Cough in a child",
+                total=0.35,
+                specialty="paediatrics",
+                competencies=("respiratory",),
+            ),
+            kisumu.event(trainee="Baraka Otieno", case_id="malaria", title="Fever in a farmer", total=0.62),
+        ],
+        lodwar: [lodwar.event(trainee=HOSTILE, case_id="malaria", title="Fever in a farmer", total=0.15)],
+    }
+    for device, events in batches.items():
+        status, reply = hub.post(f"{protocol.API}/events", {"device_id": device.id, "events": events})
+        assert status == 200 and reply["accepted"] == len(events)
+    # One refused event, so the anomaly list has something to show.
+    forged = kisumu.event(key=lodwar.key)
+    hub.post(f"{protocol.API}/events", {"device_id": kisumu.id, "events": [forged]})
+    yield hub, [kisumu.id, lodwar.id]
 
 
 @pytest.fixture

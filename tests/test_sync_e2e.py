@@ -29,16 +29,8 @@ from edgetutor.store import Store
 from edgetutor.sync import client
 
 from .conftest import write_source
-from .sync_helpers import EDGETUTOR, Hub, Proxy, cli, device_events, example_case, finish
-
-
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = Hub(tmp_path / "hub").start()
-    try:
-        yield h
-    finally:
-        h.stop()
+from .hub_helpers import Hub
+from .sync_helpers import EDGETUTOR, Proxy, cli, device_events, example_case, finish
 
 
 @pytest.fixture
@@ -77,7 +69,11 @@ def quick(store: Store, url: str, token: str | None = None, **kw: Any) -> client
 
 @pytest.mark.slow
 def test_enroll_sync_and_resync_send_each_result_once(
-    hub: Hub, home: Path, tmp_path: Path, make_pack: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    sqlite_hub: Hub,
+    home: Path,
+    tmp_path: Path,
+    make_pack: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("EDGETUTOR_UNQUALIFIED", "1")  # the real model speaks once, unqualified here
     cli("pack", "install", str(make_pack()), home=home)
@@ -91,16 +87,16 @@ def test_enroll_sync_and_resync_send_each_result_once(
     assert played[1]["model"] == "SmolLM2-135M-Instruct.Q4_1"
     with open_store() as store:
         finish(store, "Kofi")
-        token = hub.enroll("Kumasi")
-        done = cli("sync", "--hub", hub.url, "--token", token, home=home)
+        token = sqlite_hub.enroll("Kumasi")
+        done = cli("sync", "--hub", sqlite_hub.url, "--token", token, home=home)
         assert done.stdout.splitlines() == [
-            f"Enrolled with {hub.url} (site Kumasi)",
+            f"Enrolled with {sqlite_hub.url} (site Kumasi)",
             "Sent 3 results; 0 pending; hub acknowledged up to #3",
         ]
-        assert_once_on_hub(hub, store)
+        assert_once_on_hub(sqlite_hub, store)
         # what the hub reports from is what the device scored
         for seq, doc in ((1, played[0]), (2, played[1])):
-            row = hub.query(
+            row = sqlite_hub.query(
                 "SELECT attempt_id, trainee_name, case_title, model, score, site FROM events JOIN devices"
                 " ON devices.id = events.device_id WHERE seq = ?",
                 (seq,),
@@ -115,21 +111,26 @@ def test_enroll_sync_and_resync_send_each_result_once(
         assert again.stdout.strip() == "Sent 0 results; 0 pending; hub acknowledged up to #3"
         finish(store, "Kofi")
         assert cli("sync", home=home).stdout.strip() == "Sent 1 result; 0 pending; hub acknowledged up to #4"
-        assert_once_on_hub(hub, store)
+        assert_once_on_hub(sqlite_hub, store)
         status = client.status(store)
-        assert (status.pending, status.hub, status.enrolled, status.last_error) == (0, hub.url, True, None)
+        assert (status.pending, status.hub, status.enrolled, status.last_error) == (
+            0,
+            sqlite_hub.url,
+            True,
+            None,
+        )
         assert status.last_sync is not None
-        assert client.probe(hub.url) is True
+        assert client.probe(sqlite_hub.url) is True
 
 
 # -- lost answers, killed client, restarted hub ---------------------------------------------------
 
 
-def test_an_answer_lost_after_the_hub_committed_is_not_sent_twice(hub: Hub, store: Store) -> None:
-    quick(store, hub.url, hub.enroll())
+def test_an_answer_lost_after_the_hub_committed_is_not_sent_twice(sqlite_hub: Hub, store: Store) -> None:
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
     for name in ("Ama", "Kofi", "Esi"):
         finish(store, name)
-    proxy = Proxy(hub.port, mode="drop", match="POST /api/v1/events", drops=1)
+    proxy = Proxy(sqlite_hub.port, mode="drop", match="POST /api/v1/events", drops=1)
     progress: list[tuple[int, int]] = []
     try:
         report = quick(store, proxy.url, batch_size=2, on_progress=lambda *p: progress.append(p))
@@ -139,18 +140,18 @@ def test_an_answer_lost_after_the_hub_committed_is_not_sent_twice(hub: Hub, stor
     assert (report.sent, report.pending, report.acked_seq) == (3, 0, 3)
     # the first batch was committed by the hub, its answer lost, resent with the same key
     assert proxy.requests.count("POST /api/v1/events HTTP/1.1") == 3
-    assert hub.query("SELECT count(*) FROM idempotency")[0][0] == 2
+    assert sqlite_hub.query("SELECT count(*) FROM idempotency")[0][0] == 2
     assert [r[0] for r in store.db.execute("SELECT tries FROM outbox ORDER BY seq").fetchall()] == [1, 1, 0]
-    assert_once_on_hub(hub, store)
+    assert_once_on_hub(sqlite_hub, store)
 
 
 def test_answers_that_never_arrive_mark_nothing_sent_and_the_next_sync_catches_up(
-    hub: Hub, store: Store
+    sqlite_hub: Hub, store: Store
 ) -> None:
-    quick(store, hub.url, hub.enroll())
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
     for name in ("Ama", "Kofi", "Esi"):
         finish(store, name)
-    proxy = Proxy(hub.port, mode="drop", match="POST /api/v1/events")
+    proxy = Proxy(sqlite_hub.port, mode="drop", match="POST /api/v1/events")
     try:
         with pytest.raises(SyncError) as err:
             quick(store, proxy.url, batch_size=2, tries=3)
@@ -160,11 +161,11 @@ def test_answers_that_never_arrive_mark_nothing_sent_and_the_next_sync_catches_u
         f"cannot reach the hub at {proxy.url} (results #1-#2): connection closed before the reply after 3 tries;"
         " 3 results kept for the next sync"
     )
-    assert hub.seqs(store.sync_state().device_id or "") == [1, 2]  # the hub has the first batch
-    assert_once_on_hub_pending_all(hub, store)
-    report = quick(store, hub.url)
+    assert sqlite_hub.seqs(store.sync_state().device_id or "") == [1, 2]  # the hub has the first batch
+    assert_once_on_hub_pending_all(sqlite_hub, store)
+    report = quick(store, sqlite_hub.url)
     assert (report.sent, report.pending, report.acked_seq) == (3, 0, 3)
-    assert_once_on_hub(hub, store)
+    assert_once_on_hub(sqlite_hub, store)
 
 
 def assert_once_on_hub_pending_all(hub: Hub, store: Store) -> None:
@@ -173,12 +174,14 @@ def assert_once_on_hub_pending_all(hub: Hub, store: Store) -> None:
     assert store.sync_state().acked_seq == 0
 
 
-def test_sync_killed_mid_way_loses_nothing_and_duplicates_nothing(hub: Hub, store: Store, home: Path) -> None:
-    quick(store, hub.url, hub.enroll())
+def test_sync_killed_mid_way_loses_nothing_and_duplicates_nothing(
+    sqlite_hub: Hub, store: Store, home: Path
+) -> None:
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
     for i in range(30):
         finish(store, f"Trainee {i}")
     device_id = store.sync_state().device_id or ""
-    proxy = Proxy(hub.port, delay=0.03)  # about 0.2 s per batch of 5
+    proxy = Proxy(sqlite_hub.port, delay=0.03)  # about 0.2 s per batch of 5
     env = {**os.environ, "EDGETUTOR_HOME": str(home)}
     proc = subprocess.Popen(
         [*EDGETUTOR, "sync", "--hub", proxy.url, "--batch-size", "5", "--no-pull"],
@@ -188,30 +191,30 @@ def test_sync_killed_mid_way_loses_nothing_and_duplicates_nothing(hub: Hub, stor
     )
     try:
         deadline = time.monotonic() + 60
-        while len(hub.seqs(device_id)) < 10 and time.monotonic() < deadline and proc.poll() is None:
+        while len(sqlite_hub.seqs(device_id)) < 10 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=20)
     finally:
         proxy.close()
     assert proc.returncode == -signal.SIGKILL
-    on_hub = hub.seqs(device_id)
+    on_hub = sqlite_hub.seqs(device_id)
     assert 10 <= len(on_hub) < 30, on_hub  # killed part-way
     sent = [seq for seq, _, state in device_events(home) if state == "sent"]
     assert set(sent) <= set(on_hub)  # never marked sent without the hub having it
     assert len(device_events(home)) == 30
     store.db.execute("SELECT 1")  # the in-process store still works on the same file
-    done = cli("sync", "--hub", hub.url, home=home)
+    done = cli("sync", "--hub", sqlite_hub.url, home=home)
     assert done.stdout.strip().endswith("0 pending; hub acknowledged up to #30")
-    assert_once_on_hub(hub, store)
+    assert_once_on_hub(sqlite_hub, store)
 
 
 @pytest.mark.slow
-def test_the_hub_restarted_mid_batch(hub: Hub, store: Store) -> None:
-    quick(store, hub.url, hub.enroll())
+def test_the_hub_restarted_mid_batch(sqlite_hub: Hub, store: Store) -> None:
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
     for i in range(20):
         finish(store, f"Trainee {i}")
-    proxy = Proxy(hub.port, delay=0.1)  # a 20-result batch takes a few seconds to reach the hub
+    proxy = Proxy(sqlite_hub.port, delay=0.1)  # a 20-result batch takes a few seconds to reach the hub
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -227,9 +230,9 @@ def test_the_hub_restarted_mid_batch(hub: Hub, store: Store) -> None:
         while not any("POST /api/v1/events" in r for r in proxy.requests) and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.5)  # part of the batch is on its way
-        hub.stop(signal.SIGKILL)
-        hub.start()
-        proxy.upstream = hub.port
+        sqlite_hub.stop(signal.SIGKILL)
+        sqlite_hub.start()
+        proxy.upstream = sqlite_hub.port
         worker.join(timeout=120)
     finally:
         proxy.close()
@@ -238,16 +241,18 @@ def test_the_hub_restarted_mid_batch(hub: Hub, store: Store) -> None:
     assert (report.sent, report.pending, report.acked_seq) == (20, 0, 20)
     # the batch in flight when the hub died was sent again, to the new hub process
     assert sum("POST /api/v1/events" in r for r in proxy.requests) >= 2
-    assert_once_on_hub(hub, store)
+    assert_once_on_hub(sqlite_hub, store)
 
 
 # -- enrollment and revocation --------------------------------------------------------------------
 
 
-def test_an_unenrolled_device_is_refused_and_keeps_everything(hub: Hub, store: Store, home: Path) -> None:
+def test_an_unenrolled_device_is_refused_and_keeps_everything(
+    sqlite_hub: Hub, store: Store, home: Path
+) -> None:
     finish(store)
     finish(store, "Kofi")
-    no_token = cli("sync", "--hub", hub.url, home=home, check=False)
+    no_token = cli("sync", "--hub", sqlite_hub.url, home=home, check=False)
     assert no_token.returncode == 1
     assert no_token.stderr.strip() == (
         "Error: this device is not enrolled with a hub: run `edgetutor sync --hub URL --token TOKEN`"
@@ -258,33 +263,33 @@ def test_an_unenrolled_device_is_refused_and_keeps_everything(hub: Hub, store: S
     assert wrong.stderr.strip() == (
         "Error: the hub refused the enrollment: unknown enrollment token; 2 results kept for the next sync"
     )
-    assert hub.query("SELECT count(*) FROM devices") == [(0,)] and hub.event_ids() == []
+    assert sqlite_hub.query("SELECT count(*) FROM devices") == [(0,)] and sqlite_hub.event_ids() == []
     assert store.pending_count() == 2 and not store.sync_state().enrolled
     # a device that believes it is enrolled at a hub that does not know it (e.g. a new hub)
     store.update_sync_state(enrolled=1, enroll_token=None)
     with pytest.raises(SyncError) as err:
-        quick(store, hub.url)
+        quick(store, sqlite_hub.url)
     device_id = store.sync_state().device_id
     assert str(err.value) == (
         f"the hub refused the acknowledgement query: device {device_id} is not enrolled (ask the coordinator"
         " for an enrollment token, then `edgetutor sync --token TOKEN`); 2 results kept for the next sync"
     )
-    assert hub.event_ids() == [] and store.pending_count() == 2
+    assert sqlite_hub.event_ids() == [] and store.pending_count() == 2
 
 
-def test_a_revoked_device_is_refused_and_keeps_its_results(hub: Hub, store: Store, home: Path) -> None:
+def test_a_revoked_device_is_refused_and_keeps_its_results(sqlite_hub: Hub, store: Store, home: Path) -> None:
     finish(store)
     finish(store, "Kofi")
-    quick(store, hub.url, hub.enroll())
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
     device_id = store.sync_state().device_id or ""
-    hub.run("revoke", device_id)
+    sqlite_hub.run("revoke", device_id)
     finish(store, "Esi")
     refused = cli("sync", home=home, check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
         f"Error: this device ({device_id}) is revoked at the hub; 1 result kept (ask the coordinator)"
     )
-    assert_once_on_hub(hub, store, pending=1)
+    assert_once_on_hub(sqlite_hub, store, pending=1)
     assert client.status(store).last_error == refused.stderr.strip()[len("Error: ") :]
 
 
@@ -293,39 +298,39 @@ def test_a_revoked_device_is_refused_and_keeps_its_results(hub: Hub, store: Stor
 
 @pytest.mark.slow
 def test_a_usb_bundle_imported_twice_and_after_a_network_sync(
-    hub: Hub, store: Store, home: Path, tmp_path: Path
+    sqlite_hub: Hub, store: Store, home: Path, tmp_path: Path
 ) -> None:
     for name in ("Ama", "Kofi", "Esi"):
         finish(store, name)
-    token = hub.enroll("Tamale")
-    hub.stop()  # no network: the token is kept for the bundle
+    token = sqlite_hub.enroll("Tamale")
+    sqlite_hub.stop()  # no network: the token is kept for the bundle
     with pytest.raises(SyncError, match="3 results kept for the next sync"):
-        quick(store, hub.url, token)
+        quick(store, sqlite_hub.url, token)
     usb = tmp_path / "usb"
     first = cli("results", "export", "--out", str(usb), home=home)
     assert first.stdout.startswith("Wrote 3 results (#1-#3) and this device's enrollment token to ")
     (bundle1,) = usb.glob("*.etres")
-    hub.start()
-    hub.run("import", str(bundle1))
-    hub.run("import", str(bundle1))  # again: nothing new
+    sqlite_hub.start()
+    sqlite_hub.run("import", str(bundle1))
+    sqlite_hub.run("import", str(bundle1))  # again: nothing new
     device_id = store.sync_state().device_id or ""
-    assert hub.seqs(device_id) == [1, 2, 3]
+    assert sqlite_hub.seqs(device_id) == [1, 2, 3]
     assert store.pending_count() == 3  # exporting and importing mark nothing sent on the device
     # the network sync enrolls with the same token (already used by this very device) and
     # learns from the hub's acknowledgement that the three arrived
-    net = cli("sync", "--hub", hub.url, home=home)
+    net = cli("sync", "--hub", sqlite_hub.url, home=home)
     assert net.stdout.splitlines()[-1] == "Sent 3 results; 0 pending; hub acknowledged up to #3"
-    assert_once_on_hub(hub, store)
+    assert_once_on_hub(sqlite_hub, store)
     finish(store, "Yaw")
     finish(store, "Akua")
     second = cli("results", "export", "--out", str(usb), home=home)
     assert second.stdout.startswith("Wrote 2 results (#4-#5) to ")
     bundle2 = next(p for p in usb.glob("*.etres") if p != bundle1)
-    quick(store, hub.url)
-    hub.run("import", str(bundle2))  # after the same results came by network
-    hub.run("import", str(bundle1))
-    assert_once_on_hub(hub, store)
-    assert hub.query("SELECT count(*) FROM events") == [(5,)]
+    quick(store, sqlite_hub.url)
+    sqlite_hub.run("import", str(bundle2))  # after the same results came by network
+    sqlite_hub.run("import", str(bundle1))
+    assert_once_on_hub(sqlite_hub, store)
+    assert sqlite_hub.query("SELECT count(*) FROM events") == [(5,)]
 
 
 # -- packs pulled from the hub --------------------------------------------------------------------
@@ -343,16 +348,18 @@ def _tampered(pack: Path, out: Path) -> Path:
 
 
 def test_newer_packs_are_pulled_and_untrusted_or_tampered_ones_refused(
-    hub: Hub, store: Store, home: Path, tmp_path: Path, make_pack: Callable[..., Path]
+    sqlite_hub: Hub, store: Store, home: Path, tmp_path: Path, make_pack: Callable[..., Path]
 ) -> None:
     cli("pack", "install", str(make_pack(1)), home=home)
-    quick(store, hub.url, hub.enroll())
-    hub.run("publish", str(make_pack(2)))
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
+    sqlite_hub.run("publish", str(make_pack(2)))
     stranger_key, _, _ = generate(tmp_path / "stranger-keys", "stranger")
     stranger = tmp_path / "stranger.etpack"
     build_pack(write_source(tmp_path / "src-stranger", "stranger-pack", 1), stranger_key, stranger)
-    hub.run("publish", str(stranger))
-    hub.run("publish", str(_tampered(make_pack(1, pack_id="tampered-pack"), tmp_path / "tampered.etpack")))
+    sqlite_hub.run("publish", str(stranger))
+    sqlite_hub.run(
+        "publish", str(_tampered(make_pack(1, pack_id="tampered-pack"), tmp_path / "tampered.etpack"))
+    )
     finish(store)
     done = cli("sync", home=home)
     assert done.returncode == 0
@@ -369,14 +376,16 @@ def test_newer_packs_are_pulled_and_untrusted_or_tampered_ones_refused(
     assert not list(home.glob(".pack-download-*"))  # downloads cleaned up
     again = cli("sync", home=home)
     assert "pack test-pack" not in again.stdout and len(again.stderr.strip().splitlines()) == 2
-    assert_once_on_hub(hub, store)
+    assert_once_on_hub(sqlite_hub, store)
 
 
 # -- refusals by the hub, forks, a new hub ----------------------------------------------------------
 
 
-def test_an_event_the_hub_rejects_is_named_and_nothing_after_it_marked_sent(hub: Hub, store: Store) -> None:
-    quick(store, hub.url, hub.enroll())
+def test_an_event_the_hub_rejects_is_named_and_nothing_after_it_marked_sent(
+    sqlite_hub: Hub, store: Store
+) -> None:
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
     for name in ("Ama", "Kofi", "Esi"):
         finish(store, name)
     # damage result #2 on disk (as a failing disk or a hand edit would): its hash no longer matches
@@ -386,47 +395,48 @@ def test_an_event_the_hub_rejects_is_named_and_nothing_after_it_marked_sent(hub:
     store.db.execute("UPDATE events SET body = ? WHERE seq = 2", [json.dumps(body)])
     store.db.conn.commit()
     with pytest.raises(SyncError) as err:
-        quick(store, hub.url)
+        quick(store, sqlite_hub.url)
     assert str(err.value) == (
         f"the hub rejected result #2 (event {body['event_id']}): hash does not match content; 2 results kept"
     )
-    assert hub.seqs(store.sync_state().device_id or "") == [1]
+    assert sqlite_hub.seqs(store.sync_state().device_id or "") == [1]
     assert store.pending_count() == 2 and store.sync_state().acked_seq == 1
     tries = store.db.execute("SELECT seq, tries, last_error FROM outbox ORDER BY seq").fetchall()
     assert tries[0] == (1, 0, None) and tries[1][1] == 1 and "hash does not match" in tries[1][2]
 
 
-def test_a_hub_holding_a_different_history_is_a_fork_and_nothing_is_sent(hub: Hub, home: Path) -> None:
+def test_a_hub_holding_a_different_history_is_a_fork_and_nothing_is_sent(sqlite_hub: Hub, home: Path) -> None:
     with open_store() as store:
         finish(store)
-        quick(store, hub.url, hub.enroll())
+        quick(store, sqlite_hub.url, sqlite_hub.enroll())
     # the database is lost; the key survives; a new database starts again at #1
     for suffix in ("", "-wal", "-shm"):
         (home / f"edgetutor.db{suffix}").unlink(missing_ok=True)
     with open_store() as store:
         finish(store, "Kofi")
-        store.update_sync_state(hub_url=hub.url, enrolled=1)
+        store.update_sync_state(hub_url=sqlite_hub.url, enrolled=1)
         with pytest.raises(SyncError) as err:
-            quick(store, hub.url)
+            quick(store, sqlite_hub.url)
         assert str(err.value) == (
             "the hub holds a different result #1 for this device (fork); nothing was sent: tell the coordinator"
         )
         assert store.pending_count() == 1
-    assert hub.query("SELECT trainee_name FROM events") == [("Ama",)]
+    assert sqlite_hub.query("SELECT trainee_name FROM events") == [("Ama",)]
 
 
 def test_moving_to_a_new_hub_enrolls_there_and_sends_everything(
-    hub: Hub, store: Store, tmp_path: Path
+    sqlite_hub: Hub, store: Store, tmp_path: Path
 ) -> None:
     finish(store)
     finish(store, "Kofi")
-    quick(store, hub.url, hub.enroll())
-    new = Hub(tmp_path / "new-hub").start()
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
+    (tmp_path / "new-hub").mkdir()
+    new = Hub(tmp_path / "new-hub" / "hub.db", {"EDGETUTOR_HOME": str(tmp_path / "new-hub" / "home")})
     try:
         report = quick(store, new.url, new.enroll("Tamale"))
         assert (report.enrolled_now, report.site, report.sent, report.acked_seq) == (True, "Tamale", 2, 2)
         assert_once_on_hub(new, store)
-        assert_once_on_hub(hub, store)  # the old hub keeps what it had
+        assert_once_on_hub(sqlite_hub, store)  # the old hub keeps what it had
         assert store.sync_state().hub_url == new.url
     finally:
         new.stop()

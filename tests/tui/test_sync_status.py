@@ -51,32 +51,29 @@ def hub_events(db: Path) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_finished_attempt_reaches_the_hub_in_the_background(
-    demo: Path, encoder: Any, tmp_path: Path
+    demo: Path, encoder: Any, sqlite_hub: Hub
 ) -> None:
-    hub = Hub(tmp_path / "hub.db")
-    try:
-        # The coordinator's token, used once from the command line (as a trainee would).
-        with open_store() as store:
-            sync(store, hub.url, issue_token(hub.db), tries=1, pull=False)
-        app = make_app(backend=ScriptedBackend(), encoder=encoder)
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(app, pilot)
-            assert "sync: all sent" in app.status
-            await open_case(app, pilot)
-            await submit(app, pilot, "end")
-            assert isinstance(app.screen, DebriefScreen)
-            await settle(app, pilot)  # the sync worker started by the finished attempt
-            assert "sync: all sent, last " in app.status
-        with open_store() as store:
-            assert status(store).pending == 0
-        assert len(hub_events(hub.db)) == 1
-    finally:
-        hub.stop()
+    hub = sqlite_hub
+    # The coordinator's token, used once from the command line (as a trainee would).
+    with open_store() as store:
+        sync(store, hub.url, issue_token(hub.db), tries=1, pull=False)
+    app = make_app(backend=ScriptedBackend(), encoder=encoder)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert "sync: all sent" in app.status
+        await open_case(app, pilot)
+        await submit(app, pilot, "end")
+        assert isinstance(app.screen, DebriefScreen)
+        await settle(app, pilot)  # the sync worker started by the finished attempt
+        assert "sync: all sent, last " in app.status
+    with open_store() as store:
+        assert status(store).pending == 0
+    assert len(hub_events(hub.db)) == 1
 
 
 @pytest.mark.asyncio
-async def test_hub_down_keeps_the_result_and_says_offline(demo: Path, encoder: Any, tmp_path: Path) -> None:
-    hub = Hub(tmp_path / "hub.db")
+async def test_hub_down_keeps_the_result_and_says_offline(demo: Path, encoder: Any, sqlite_hub: Hub) -> None:
+    hub = sqlite_hub
     with open_store() as store:
         sync(store, hub.url, issue_token(hub.db), tries=1, pull=False)
     hub.stop()  # the clinic's Wi-Fi is gone
