@@ -59,7 +59,7 @@ th{background:#eef2f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .axis{display:flex;justify-content:space-between;font-size:.7em;color:#6a7682}
 .meter{background:#e6eaee;border-radius:3px;height:12px;width:200px;display:inline-block;vertical-align:middle}
 .meter i{display:block;height:100%;border-radius:3px;background:#c0392b}
-.meter i.ok{background:#2e8b57}.meter i.mid{background:#d68910}
+.meter i.ok{background:#2e8b57}.meter i.mid{background:#b4730d}
 .warn{color:#a93226}.muted{color:#6a7682}
 """
 
