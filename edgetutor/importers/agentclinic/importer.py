@@ -167,11 +167,9 @@ def _parse_record(chunk: bytes) -> dict[str, Any]:
 
 
 def _text_of(value: Any) -> str | None:
-    """A list or object of plain values as one line of text; None for anything else."""
+    """A list of plain values as one line of text; None for anything else."""
     if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
         return "; ".join(str(v).strip() for v in value if str(v).strip())
-    if isinstance(value, dict) and all(isinstance(v, str | int | float) for v in value.values()):
-        return "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in value.items() if str(v).strip())
     return None
 
 
