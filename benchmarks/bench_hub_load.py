@@ -8,7 +8,9 @@ events/s over the sending phase, batch round trip median and p95, when the first
 and the check that matters: every event stored exactly once (events in the database = events
 sent; no (device, seq) twice). Database bytes per event give the sizing note in docs/hub.md.
 
-Signing is the device's cost and is done before the clock starts. All simulated devices share one
+Each batch is sent as the device client sends it (sync/client.py): its JSON body and its
+Idempotency-Key, so the hub checks and stores the key as it would in the field. Signing and
+serialising are the device's cost and are done before the clock starts. All simulated devices share one
 address (127.0.0.1): the per-address limit is raised for the run (`--per-address`), as a hub
 behind which many clinics share one NAT address would be configured.
 
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgetutor.sync import protocol  # noqa: E402
+from edgetutor.sync.client import idempotency_key  # noqa: E402
 from tests.hub_helpers import Device, Hub, issue_token, rows  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
@@ -56,6 +59,11 @@ def run(
     finally:
         if server is not None:
             server.stop()
+
+
+def _request(device_id: str, events: list[dict[str, Any]]) -> tuple[bytes, str]:
+    """A batch as the device client sends it: the body and its Idempotency-Key."""
+    return json.dumps({"device_id": device_id, "events": events}).encode(), idempotency_key(device_id, events)
 
 
 def _db_bytes(db: Path | str) -> int:
@@ -78,7 +86,7 @@ def _run(
         tokens = [issue_token(db, f"Site {i % 20}") for i in range(devices)]
         fleet = [Device() for _ in range(devices)]
         batches = [
-            [d.events(batch, trainee=f"Trainee {i}-{j}") for j in range(events // batch)]
+            [_request(d.id, d.events(batch, trainee=f"Trainee {i}-{j}")) for j in range(events // batch)]
             for i, d in enumerate(fleet)
         ]
         hub = Hub(db, workers=workers, args=("--per-address", per_address, "--per-device", "100/s:200"))
@@ -89,11 +97,14 @@ def _run(
         first_limit: list[float] = []
         start_at = [0.0]
 
-        def post(conn: http.client.HTTPConnection, path: str, body: dict[str, Any]) -> dict[str, Any]:
-            data = json.dumps(body).encode()
+        def post(
+            conn: http.client.HTTPConnection, path: str, body: dict[str, Any] | bytes, key: str | None = None
+        ) -> dict[str, Any]:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers = {"Content-Type": "application/json", **({"Idempotency-Key": key} if key else {})}
             while True:
                 t0 = time.perf_counter()
-                conn.request("POST", path, data, {"Content-Type": "application/json"})
+                conn.request("POST", path, data, headers)
                 resp = conn.getresponse()
                 reply = json.loads(resp.read())
                 took = time.perf_counter() - t0
@@ -111,8 +122,8 @@ def _run(
         def play(i: int) -> int:
             conn = http.client.HTTPConnection(host, int(port), timeout=120)
             sent = 0
-            for chunk in batches[i]:
-                out = post(conn, f"{protocol.API}/events", {"device_id": fleet[i].id, "events": chunk})
+            for data, key in batches[i]:
+                out = post(conn, f"{protocol.API}/events", data, key)
                 with lock:
                     latencies.append(out["took"])
                 sent += int(out["reply"]["accepted"])

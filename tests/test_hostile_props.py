@@ -866,3 +866,22 @@ def test_sync_against_a_hostile_hub_fails_in_one_line_and_loses_nothing(
             check()
     finally:
         hub.close()
+
+
+@given(
+    fields=st.dictionaries(st.sampled_from(protocol.EVENT_FIELDS), ANY_JSON),
+    payload=ANY_JSON,
+)
+def test_event_forms_are_the_canonical_bytes_of_any_event(fields: dict[str, Any], payload: Any) -> None:
+    """The hub hashes and stores `event_forms()`: byte for byte what `canonical()` gives, for
+    any content a device may send in any field (text with escapes, floats, nesting, true for 1)."""
+    event = Device().event()
+    event.update(fields, payload=fields.get("payload", payload))
+    body = {k: v for k, v in event.items() if k not in ("hash", "sig")}
+    try:
+        expected = (protocol.canonical(body), protocol.canonical(event))
+    except (TypeError, ValueError):
+        with pytest.raises((TypeError, ValueError)):
+            protocol.event_forms(event)
+        return
+    assert protocol.event_forms(event) == expected

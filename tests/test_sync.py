@@ -141,6 +141,43 @@ def test_missing_or_replaced_key_after_results_were_signed_is_refused(store: Sto
 # -- events sealed with the score ----------------------------------------------------------------
 
 
+def test_hub_verifier_agrees_with_openssl_on_genuine_and_altered_signatures() -> None:
+    """The hub checks event signatures with libsodium (protocol.Verifier) and everything else with
+    OpenSSL (cryptography): both must accept and refuse exactly the same signatures."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    verifier = protocol.Verifier(key.public_key())
+    message = protocol.EVENT_DOMAIN + b"ab" * 32
+    genuine = key.sign(message)
+    order = 2**252 + 27742317777372353535851937790883648493  # the group order L
+    s = int.from_bytes(genuine[32:], "little")
+    candidates = {
+        "genuine": (genuine, message),
+        "another key": (other.sign(message), message),
+        "another message": (genuine, message + b"x"),
+        "S + L (not canonical)": (genuine[:32] + (s + order).to_bytes(32, "little"), message),
+        "too short": (genuine[:63], message),
+        "too long": (genuine + b"\0", message),
+        "empty": (b"", message),
+        **{f"bit {i}": (_flip(genuine, i), message) for i in range(0, 512, 7)},
+    }
+    for name, (sig, msg) in candidates.items():
+        try:
+            key.public_key().verify(sig, msg)
+            openssl = True
+        except Exception:  # noqa: BLE001 - InvalidSignature, or ValueError for a wrong length
+            openssl = False
+        assert verifier(sig, msg) is openssl, name
+        assert openssl is (name == "genuine"), name
+
+
+def _flip(data: bytes, bit: int) -> bytes:
+    out = bytearray(data)
+    out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
 def test_each_scored_attempt_gets_one_signed_chained_event_in_the_same_transaction(
     store: Store, home: Path
 ) -> None:

@@ -420,6 +420,24 @@ class HubDB:
         )
         return _device(row) if row else None
 
+    def device_for_batch(
+        self, device_id: str, idem_key: str | None
+    ) -> tuple[Device | None, dict[str, Any] | None]:
+        """The device's row, locked until commit as `device(lock=True)`, and the stored reply to
+        `idem_key` (None when unseen): one round trip at the start of every batch."""
+        row = self.one(
+            "SELECT d.*, i.request_hash AS idem_request_hash, i.response AS idem_response"
+            " FROM devices d LEFT JOIN idempotency i ON i.device_id = d.id AND i.idem_key = ?"
+            " WHERE d.id = ?" + (self.dialect.for_update + " OF d" if self.dialect.for_update else ""),
+            (idem_key, device_id),
+        )
+        if row is None:
+            return None, None
+        seen = None
+        if row["idem_request_hash"] is not None:
+            seen = {"request_hash": row["idem_request_hash"], "response": row["idem_response"]}
+        return _device(row), seen
+
     def devices(self, sites: Sequence[str] | None = None) -> list[Device]:
         where, params = _within("site", sites)
         return [
@@ -583,12 +601,6 @@ class HubDB:
         return {r["device_id"]: int(r["n"]) for r in rows}
 
     # -- idempotency keys ----------------------------------------------------------------------
-    def idempotent(self, device_id: str, key: str) -> dict[str, Any] | None:
-        return self.one(
-            "SELECT request_hash, response FROM idempotency WHERE device_id = ? AND idem_key = ?",
-            (device_id, key),
-        )
-
     def remember(self, device_id: str, key: str, request_hash: str, response: str) -> None:
         self.run(
             "INSERT INTO idempotency (device_id, idem_key, request_hash, response, created) VALUES (?, ?, ?, ?, ?)",

@@ -113,6 +113,11 @@ def _public_key(pem: str) -> Ed25519PublicKey:
     return parse_public_key(pem, "the device public key")
 
 
+@lru_cache(maxsize=4096)
+def _verifier(pem: str) -> protocol.Verifier:
+    return protocol.Verifier(_public_key(pem))
+
+
 def _refuse(
     db: HubDB, via: str, device_id: str | None, kind: str, reason: str, status: int = 403
 ) -> HubError:
@@ -196,26 +201,19 @@ def _enroll(
     return device
 
 
-def writable_device(db: HubDB, device_id: Any, via: str) -> Device:
-    """The enrolled, non-revoked device `device_id`. Raises HubError 401 (unknown) or 403 (revoked),
-    logging the refusal."""
-    if not isinstance(device_id, str) or not device_id or len(device_id) > 64:
-        raise HubError("device_id is missing or malformed", 400)
-    device = db.device(device_id)
-    if device is None:
-        raise _refuse(db, via, device_id, "unknown-device", f"device {device_id} is not enrolled", 401)
-    if device.revoked:
-        raise _refuse(db, via, device_id, "revoked-device", f"device {device_id} is revoked", 403)
-    return device
+class _Unwritable(Exception):
+    """A batch from a device that may not write (unknown: 401, revoked: 403), found inside the
+    batch's transaction; logged by `ingest` in a transaction of its own once that one is undone."""
+
+    def __init__(self, kind: str, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.kind, self.status = kind, status
 
 
-def _text(obj: Any, *keys: str) -> Any:
-    """obj[k1][k2]... or None when any level is missing or not a mapping (payloads vary)."""
-    for k in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(k)
-    return obj
+def _part(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """obj[key] when it is a mapping, else an empty one (payloads vary)."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 INT64 = 2**63
@@ -233,11 +231,13 @@ def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
 def columns(event: dict[str, Any], via: str, received: str, raw: bytes | None = None) -> dict[str, Any]:
     """The stored row: the whole signed event plus the fields reports read, each None if absent."""
     p = event["payload"]
-    comps = _text(p, "case", "competencies")
+    case, pack, score, trainee = _part(p, "case"), _part(p, "pack"), _part(p, "score"), _part(p, "trainee")
+    comps = case.get("competencies")
     comps = [c for c in comps if isinstance(c, str)] if isinstance(comps, list) else []
-    specialty = _typed(_text(p, "case", "specialty"), str)
-    trainee_ref = _text(p, "trainee", "id")
-    passed = _text(p, "score", "passed")
+    specialty = _typed(case.get("specialty"), str)
+    trainee_ref = trainee.get("id")
+    passed = score.get("passed")
+    pack_id = _typed(pack.get("id"), str)
     return {
         "event_id": event["event_id"],
         "device_id": event["device_id"],
@@ -250,12 +250,12 @@ def columns(event: dict[str, Any], via: str, received: str, raw: bytes | None = 
         "body": (raw or protocol.canonical(event)).decode("utf-8"),
         "attempt_id": _typed(p.get("attempt_id"), str),
         "trainee_ref": None if trainee_ref is None else str(trainee_ref),
-        "trainee_name": _typed(_text(p, "trainee", "name"), str),
-        "pack_id": _typed(_text(p, "pack", "id"), str),
-        "pack_version": _typed(_text(p, "pack", "version"), int),
-        "case_id": _typed(_text(p, "case", "id"), str),
-        "case_version": _typed(_text(p, "case", "version"), int),
-        "case_title": _typed(_text(p, "case", "title"), str),
+        "trainee_name": _typed(trainee.get("name"), str),
+        "pack_id": pack_id,
+        "pack_version": _typed(pack.get("version"), int),
+        "case_id": _typed(case.get("id"), str),
+        "case_version": _typed(case.get("version"), int),
+        "case_title": _typed(case.get("title"), str),
         "specialty": specialty,
         "competencies": json.dumps(sorted({*comps, *([specialty] if specialty else [])})),
         "model": _typed(p.get("model"), str),
@@ -263,10 +263,10 @@ def columns(event: dict[str, Any], via: str, received: str, raw: bytes | None = 
         "ended": _typed(p.get("ended"), str),
         "seconds": _typed(p.get("seconds"), (int, float)),
         "turns": _typed(p.get("turns"), int),
-        "score": _typed(_text(p, "score", "total"), (int, float)),
+        "score": _typed(score.get("total"), (int, float)),
         "passed": None if not isinstance(passed, bool) else int(passed),
-        "scorer_version": _typed(_text(p, "score", "scorer_version"), str),
-        "practice": int(_typed(_text(p, "pack", "id"), str) in DEMO_PACK_IDS),
+        "scorer_version": _typed(score.get("scorer_version"), str),
+        "practice": int(pack_id in DEMO_PACK_IDS),
     }
 
 
@@ -295,13 +295,12 @@ def ingest(
     Raises HubError 401/403 for an unknown or revoked device, 400 for a batch that is not a list
     (or is larger than MAX_BATCH); refusals of single events are in the reply, not raised.
     """
-    device = writable_device(db, device_id, via)
-    if not isinstance(events, list):
-        raise HubError("events must be a list", 400)
-    if len(events) > MAX_BATCH:
-        raise HubError(f"a batch holds at most {MAX_BATCH} events", 400)
-    key = _public_key(device.public_key)
-    return db.retrying(lambda: _ingest_batch(db, device, key, events, via, idempotency))
+    if not isinstance(device_id, str) or not device_id or len(device_id) > 64:
+        raise HubError("device_id is missing or malformed", 400)
+    try:
+        return db.retrying(lambda: _ingest_batch(db, device_id, events, via, idempotency))
+    except _Unwritable as refusal:
+        raise _refuse(db, via, device_id, refusal.kind, str(refusal), refusal.status) from None
 
 
 @dataclass
@@ -314,29 +313,28 @@ class _Known:
 
 
 def _ingest_batch(
-    db: HubDB,
-    device: Device,
-    key: Ed25519PublicKey,
-    events: list[Any],
-    via: str,
-    idempotency: tuple[str, str] | None,
+    db: HubDB, device_id: str, events: Any, via: str, idempotency: tuple[str, str] | None
 ) -> dict[str, Any]:
     with db.write():
         # The device's row, locked until commit (PostgreSQL; SQLite holds the database write
         # lock already): one batch per device at a time, so two cannot read the same head.
-        current = db.device(device.id, lock=True)
-        assert current is not None
-        if current.revoked:  # revoked between the check above and this transaction
-            raise HubError(f"device {device.id} is revoked", 403)
-        if idempotency is not None:
-            seen = db.idempotent(device.id, idempotency[0])
-            if seen is not None:
-                if not hmac.compare_digest(seen["request_hash"], idempotency[1]):
-                    raise HubError("Idempotency-Key was already used for a different request", 422)
-                stored: dict[str, Any] = json.loads(seen["response"])
-                return stored
-        result = BatchResult(current.acked_seq, current.head)
-        known = _lookup(db, device.id, events)
+        device, seen = db.device_for_batch(device_id, None if idempotency is None else idempotency[0])
+        if device is None:
+            raise _Unwritable("unknown-device", f"device {device_id} is not enrolled", 401)
+        if device.revoked:
+            raise _Unwritable("revoked-device", f"device {device_id} is revoked", 403)
+        if not isinstance(events, list):
+            raise HubError("events must be a list", 400)
+        if len(events) > MAX_BATCH:
+            raise HubError(f"a batch holds at most {MAX_BATCH} events", 400)
+        key = _verifier(device.public_key)
+        if idempotency is not None and seen is not None:
+            if not hmac.compare_digest(seen["request_hash"], idempotency[1]):
+                raise HubError("Idempotency-Key was already used for a different request", 422)
+            stored: dict[str, Any] = json.loads(seen["response"])
+            return stored
+        result = BatchResult(device.acked_seq, device.head)
+        known = _lookup(db, device.id, device.acked_seq, events)
         received = now()
         stopped = False
         fresh: list[dict[str, Any]] = []
@@ -348,8 +346,8 @@ def _ingest_batch(
             if stopped:
                 result.rejected.append({"event_id": ev_id, "seq": seq, "reason": NOT_PROCESSED})
                 continue
-            raw = _canonical(event)
-            reason = _judge(known, device.id, key, event, raw, result)
+            body, raw = _forms(event)
+            reason = _judge(known, device.id, key, event, body, raw, result)
             if reason is None:
                 if event["seq"] == result.acked_seq + 1:
                     fresh.append(columns(event, via, received, raw))
@@ -367,18 +365,21 @@ def _ingest_batch(
             # chain needed does, and nothing after it can be accepted.
             if seq is None or seq > result.acked_seq:
                 stopped = True
+        reply = result.reply()
         db.add_events(fresh)
         db.advance(device.id, result.acked_seq, result.head)
-        reply = result.reply()
         if idempotency is not None:
             db.remember(device.id, idempotency[0], idempotency[1], json.dumps(reply))
     return reply
 
 
-def _lookup(db: HubDB, device_id: str, events: list[Any]) -> _Known:
+def _lookup(db: HubDB, device_id: str, acked_seq: int, events: list[Any]) -> _Known:
     ids = [e["event_id"] for e in events if isinstance(e, dict) and isinstance(e.get("event_id"), str)]
     seqs = [s for e in events if isinstance(e, dict) and (s := _typed(e.get("seq"), int)) is not None]
-    by_seq = db.hashes_by_seq(device_id, min(seqs), max(seqs)) if seqs else {}
+    # The device holds exactly seq 1..acked_seq (its row is locked): a batch of new events only
+    # needs the query by id (an id another device used), not the one by seq.
+    low = min(seqs, default=acked_seq + 1)
+    by_seq = db.hashes_by_seq(device_id, low, min(max(seqs), acked_seq)) if low <= acked_seq else {}
     return _Known(db.events_by_ids(ids), by_seq)
 
 
@@ -390,16 +391,29 @@ def _digest(event: Any) -> str | None:
         return None
 
 
-def _canonical(event: Any) -> bytes | None:
-    """The event's canonical bytes (computed once: sized, then stored), None if it has none."""
+def _forms(event: Any) -> tuple[bytes | None, bytes | None]:
+    """The event's canonical bytes without hash and sig (hashed) and whole (sized, then stored),
+    each computed once; (None, None) if it has none."""
     try:
-        return protocol.canonical(event)
+        if (
+            isinstance(event, dict)
+            and len(event) == len(protocol.EVENT_FIELDS)
+            and all(k in event for k in protocol.EVENT_FIELDS)
+        ):
+            return protocol.event_forms(event)
+        return None, protocol.canonical(event)
     except (TypeError, ValueError, RecursionError):
-        return None
+        return None, None
 
 
 def _judge(
-    known: _Known, device_id: str, key: Ed25519PublicKey, event: Any, raw: bytes | None, state: BatchResult
+    known: _Known,
+    device_id: str,
+    key: protocol.Verifier,
+    event: Any,
+    body: bytes | None,
+    raw: bytes | None,
+    state: BatchResult,
 ) -> str | None:
     """None if `event` is the next in the chain or a replay of a stored one; else why it is refused."""
     if (
@@ -413,7 +427,7 @@ def _judge(
     size = len(raw)
     if size > MAX_EVENT_BYTES:
         return f"event of {size:,} bytes: at most {MAX_EVENT_BYTES // 1024} kB"
-    problem = protocol.check_event(event, key)
+    problem = protocol.check_event(event, key, body)
     if problem is not None:
         return problem
     seq, ev_id, digest = event["seq"], event["event_id"], event["hash"]
@@ -472,16 +486,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def json_depth_ok(data: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True if `data` nests at most `limit` lists/objects deep (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-        if children is None:
-            continue
+    """True if `data` nests at most `limit` lists/objects deep (walked level by level, without
+    recursion: a batch is ~5 levels, so this is a few passes over its containers)."""
+    level = [data] if isinstance(data, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return False
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+        below: list[Any] = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, (dict, list)):
+                    below.append(child)
+        level = below
     return True
 
 
@@ -581,7 +599,7 @@ def import_bundle(db: HubDB, path: Path) -> ImportResult:
                 raise HubError(f"{path.name}: the bundle's public key is not an Ed25519 PEM key") from err
             if not protocol.check_bundle_sig(bundle, key):
                 raise HubError(f"{path.name}: bundle signature does not verify (altered after export)")
-            token = _text(bundle, "enroll", "token")
+            token = _part(bundle, "enroll").get("token")
             if not isinstance(token, str) or not token:
                 raise HubError(
                     f"device {device_id} is not enrolled and {path.name} carries no enrollment token"

@@ -82,8 +82,8 @@ def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _json_body(request: Request) -> tuple[Any, bytes]:
-    """The parsed JSON body and its bytes; read with a size cap, never whole before the check."""
+async def _body_bytes(request: Request) -> bytes:
+    """The request body, read with a size cap, never whole before the check."""
     too_large = HubError(f"request body larger than {MAX_BODY // (1024 * 1024)} MB", 413)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
@@ -98,7 +98,12 @@ async def _json_body(request: Request) -> tuple[Any, bytes]:
     except ClientDisconnect as err:
         # Nothing to answer; one line in the log (on_hub_error), not a traceback.
         raise HubError(f"the client disconnected after {size:,} bytes of the request", 400) from err
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def _json_body(request: Request) -> tuple[Any, bytes]:
+    """The parsed JSON body and its bytes."""
+    body = await _body_bytes(request)
     # Parsing a body of several MB takes a while: off the event loop, so pings keep answering.
     return await run_in_threadpool(parse_json, body, "request body"), body
 
@@ -201,11 +206,16 @@ def make_app(
         if isinstance(device_id, str):
             by_device.take(device_id[:100])
 
+    def prune_due() -> bool:
+        """True once every PRUNE_EVERY_S (the caller prunes; checked on the event loop)."""
+        if time.monotonic() - pruned[0] < PRUNE_EVERY_S:
+            return False
+        pruned[0] = time.monotonic()
+        return True
+
     def prune_now() -> None:
-        if time.monotonic() - pruned[0] >= PRUNE_EVERY_S:
-            pruned[0] = time.monotonic()
-            db.prune_idempotency(IDEMPOTENCY_DAYS)
-            prune_sessions(db)
+        db.prune_idempotency(IDEMPOTENCY_DAYS)
+        prune_sessions(db)
 
     def address(request: Request) -> str:
         return request.client.host if request.client else ""
@@ -272,17 +282,25 @@ def make_app(
 
     async def events_ep(request: Request) -> Response:
         limit(request)
-        data, body = await _json_body(request)
-        if not isinstance(data, dict):
-            raise HubError("a batch must be a JSON object with device_id and events", 400)
-        limit_device = data.get("device_id")
-        if isinstance(limit_device, str):
-            by_device.take(limit_device[:100])
-        await run_in_threadpool(prune_now)
+        body = await _body_bytes(request)
         key = request.headers.get("idempotency-key")
-        idem = (key[:200], idempotency_hash(body)) if key else None
-        reply = await run_in_threadpool(ingest, db, data.get("device_id"), data.get("events"), "http", idem)
-        return JSONResponse(reply)
+        prune = prune_due()
+
+        def work() -> dict[str, Any]:
+            # One trip to a worker thread per batch: pruning when due, parsing, the device's
+            # limit and the ingest.
+            if prune:
+                prune_now()
+            data = parse_json(body, "request body")
+            if not isinstance(data, dict):
+                raise HubError("a batch must be a JSON object with device_id and events", 400)
+            limit_device = data.get("device_id")
+            if isinstance(limit_device, str):
+                by_device.take(limit_device[:100])
+            idem = (key[:200], idempotency_hash(body)) if key else None
+            return ingest(db, data.get("device_id"), data.get("events"), "http", idem)
+
+        return JSONResponse(await run_in_threadpool(work))
 
     async def ack_ep(request: Request) -> Response:
         device_id = request.path_params["device_id"]
