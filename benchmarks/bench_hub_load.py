@@ -18,7 +18,7 @@ PostgreSQL is a real server started for the run from the OS's binaries (tests/po
 fsync on, as a hub would run it.
 
 Usage: python benchmarks/bench_hub_load.py [--engine sqlite|postgresql] [--workers 1]
-       [--devices 200] [--events 50] [--batch 25] [--clients 16] [--per-address 5000/s:10000] [--json]
+       [--devices 200] [--events 50] [--batch 200] [--clients 16] [--per-address 5000/s:10000] [--json]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgetutor.sync import protocol  # noqa: E402
-from edgetutor.sync.client import idempotency_key  # noqa: E402
+from edgetutor.sync.client import BATCH_SIZE, idempotency_key  # noqa: E402
 from tests.hub_helpers import Device, Hub, issue_token, rows  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
@@ -59,6 +59,11 @@ def run(
     finally:
         if server is not None:
             server.stop()
+
+
+def _sizes(events: int, batch: int) -> list[int]:
+    """How many results each request carries: `batch` at a time, the rest in a last one."""
+    return [min(batch, events - start) for start in range(0, events, batch)]
 
 
 def _request(device_id: str, events: list[dict[str, Any]]) -> tuple[bytes, str]:
@@ -85,8 +90,12 @@ def _run(
         db: Path | str = server.new_database("load") if server else Path(tmp) / "hub.db"
         tokens = [issue_token(db, f"Site {i % 20}") for i in range(devices)]
         fleet = [Device() for _ in range(devices)]
+        # Each device's results, split as the client splits its pending results (at most `batch`).
         batches = [
-            [_request(d.id, d.events(batch, trainee=f"Trainee {i}-{j}")) for j in range(events // batch)]
+            [
+                _request(d.id, d.events(n, trainee=f"Trainee {i}-{j}"))
+                for j, n in enumerate(_sizes(events, batch))
+            ]
             for i, d in enumerate(fleet)
         ]
         hub = Hub(db, workers=workers, args=("--per-address", per_address, "--per-device", "100/s:200"))
@@ -141,7 +150,7 @@ def _run(
             elapsed = time.perf_counter() - start_at[0]
         finally:
             hub.stop()
-        sent = devices * (events // batch) * batch
+        sent = devices * events
         stored = rows(db, "SELECT count(*) FROM events")[0][0]
         doubled = rows(
             db,
@@ -174,7 +183,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, default=1, help="hub server processes")
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--events", type=int, default=50, help="results per device")
-    parser.add_argument("--batch", type=int, default=25)
+    parser.add_argument(
+        "--batch", type=int, default=BATCH_SIZE, help="most results per request (default: as the client)"
+    )
     parser.add_argument("--clients", type=int, default=16, help="devices syncing at the same moment")
     parser.add_argument("--per-address", default="5000/s:10000")
     parser.add_argument("--json", action="store_true")
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(result, indent=2))
     else:
         print(
-            f"{result['devices']} devices, {result['events_sent']:,} events in batches of {args.batch}, "
+            f"{result['devices']} devices, {result['events_sent']:,} events in batches of at most {args.batch}, "
             f"{args.clients} at once, into {result['engine']}: {result['events_per_s']:,} events/s sustained; "
             f"batch round trip median {result['batch_ms_median']} ms, p95 {result['batch_ms_p95']} ms; "
             f"lost {result['lost']}, stored twice {result['stored_twice']}; "

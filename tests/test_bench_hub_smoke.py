@@ -35,9 +35,9 @@ def test_bench_hub_load_stores_every_event_once_and_meets_the_limit(
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    # 12 devices sending 20 results in batches of 5 through a per-address limit: some answers
-    # are 429, every result still arrives exactly once.
-    result = bench.main(["--devices", "12", "--events", "20", "--batch", "5", "--clients", "6",
+    # 12 devices sending 20 results in batches of at most 6 (6, 6, 6, 2) through a per-address
+    # limit: some answers are 429, every result still arrives exactly once.
+    result = bench.main(["--devices", "12", "--events", "20", "--batch", "6", "--clients", "6",
                          "--per-address", rate, "--engine", engine, "--workers", workers,
                          "--json"])  # fmt: skip
     assert (result["engine"], result["workers"]) == (engine, int(workers))
