@@ -210,6 +210,10 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("from where you get drinking water", "history"),
         ("since when is the cough there", "history"),
         ("ok see you in 3 days, come earlier if he cannot drink or gets worse", "closing"),
+        # Telling the diagnosis with the plan is not "(do) you have malaria?" asked.
+        ("You have malaria, we will give you tablets", "plan_explanation"),
+        ("your baby has pneumonia, we will give amoxicillin", "plan_explanation"),
+        ("you have fever?", "history"),
     ],
 )
 def test_dialogue_acts(said: str, act: str) -> None:
@@ -283,6 +287,11 @@ def test_a_question_in_one_part_is_not_answered_with_neighbouring_facts(encoder)
         assert set(Encounter(tb, None, encoder).act(said).matched) == facts, said
 
 
+def test_eating_and_drinking_is_intake_not_alcohol(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
+    reply = Encounter(malaria, None, encoder).act("Are you able to eat and drink?")
+    assert "alcohol-smoking" not in reply.matched and "beer" not in reply.text, reply.text
+
+
 def test_a_wrong_check_is_answered_from_the_case_not_agreed_with(encoder) -> None:  # type: ignore[no-untyped-def]
     mi = load_case(DEMO_SRC / "cases" / "acute-mi-adult.yaml")
     reply = Encounter(mi, None, encoder).act("so it is a sharp pain?")
@@ -308,6 +317,8 @@ def test_questions_are_divided_only_where_each_part_asks_something() -> None:
         "are you allergic to aspirin or any other drug?",  # an elaboration
         "any long term illness like sickle cell or diabetes?",  # examples of one thing
         "does it come on and off?",  # no clinical word in "off"
+        "are you able to eat and drink?",  # what goes in by mouth, not "do you drink" (alcohol)
+        "is he able to drink or breastfeed?",
         "what brings you here today?",
     ):
         assert question_parts(one) == [one], one

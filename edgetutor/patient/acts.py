@@ -294,6 +294,12 @@ def classify(text: str) -> Turn:
             history.append(clause)
             continue
         turn.acts.append(act)
+    if history and "plan_explanation" in turn.acts and "?" not in text:
+        # "You have malaria, we will give you tablets": telling the diagnosis with the plan, not
+        # asking "(do) you have malaria?" in spoken word order (that comes with its mark).
+        history = [c for c in history if not _TELLS.match(_norm(c))]
+        if not history and not turn.acts:
+            turn.acts.append("plan_explanation")
     if history:
         turn.question = " ".join(history)
         turn.acts.append(HISTORY)
@@ -302,6 +308,11 @@ def classify(text: str) -> Turn:
     if "plan_explanation" in turn.acts:
         turn.plain = not _JARGON.search(whole)
     return turn
+
+
+_TELLS = re.compile(
+    r"^(so |and |now |ok |okay )*(you|u|he|she|the (baby|child)) (have|has|got|have got|ve got|'ve got)\b"
+)
 
 
 def _clause_act(norm: str, r: ActRules) -> str | None:

@@ -74,6 +74,12 @@ _YES_NO = re.compile(
 )
 _PLACE = re.compile(r"\b(in|on|of|at|around|from|with|behind|under|over) (your|ur|his|her|the|my|its)\b.*$")
 _EXAMPLES = re.compile(r"\b(like|such as|for example|for instance|eg|including|especially)\b")
+# Pairs that name one thing: "eating and drinking" is what goes in by mouth (a child "able to drink
+# or breastfeed" is an IMCI danger sign), never "do you drink" (alcohol) on its own.
+_ONE_THING = re.compile(
+    r"\b(eat|eating|feed|feeding|breastfeed|breastfeeding|suck|sucking|drink|drinking)"
+    r" (and|or|&) (eat|eating|feed|feeding|breastfeed|breastfeeding|suck|sucking|drink|drinking)\b"
+)
 _ELABORATION = re.compile(
     r"^(any )?(other|others|another|something|anything|such|like|including|especially|else)\b"
 )
@@ -98,6 +104,7 @@ def question_parts(question: str) -> list[str]:
         or len(parts) > MAX_PARTS
         or not _HAS_OPENING.match(parts[0])
         or _EXAMPLES.search(normalise(question))
+        or _ONE_THING.search(question.lower())
     ):
         return [question]  # "the fits, how many times?" asks about one thing
     # "any pain or swelling in your legs": the last part's place belongs to every part.
