@@ -292,6 +292,12 @@ def test_eating_and_drinking_is_intake_not_alcohol(malaria: Case, encoder) -> No
     assert "alcohol-smoking" not in reply.matched and "beer" not in reply.text, reply.text
 
 
+def test_two_neighbouring_topics_give_one_default_not_the_same_twice(encoder) -> None:  # type: ignore[no-untyped-def]
+    child = load_case(DEMO_SRC / "cases" / "pneumonia-child-imci.yaml")
+    reply = Encounter(child, None, encoder).act("is he passing urine?")
+    assert reply.text.count("passing urine") == 1 and not reply.text.startswith("No"), reply.text
+
+
 def test_a_wrong_check_is_answered_from_the_case_not_agreed_with(encoder) -> None:  # type: ignore[no-untyped-def]
     mi = load_case(DEMO_SRC / "cases" / "acute-mi-adult.yaml")
     reply = Encounter(mi, None, encoder).act("so it is a sharp pain?")

@@ -134,6 +134,13 @@ def _words(text: str) -> set[str]:
     return {t for t in content_terms(text) if not t.startswith("~") and len(t) >= 4}
 
 
+def _restates(text: str, said: list[str]) -> bool:
+    """Whether default `text` says again what one already said does ("he is passing urine like
+    usual" after "he is passing urine the same as usual"): two neighbouring topics, one answer."""
+    words = _words(text)
+    return any(len(words & (other := _words(d))) >= 0.75 * min(len(words), len(other)) > 0 for d in said)
+
+
 def _merged(question: str, answers: list[HistoryAnswer]) -> HistoryAnswer:
     """One answer made of the answers to each part, in order, each fact and default once. A
     default that speaks of what a fact given for another part speaks of ("my stools are normal"
@@ -298,7 +305,7 @@ class History:
                         # "No, I have not taken malaria medicine" in a malaria case: a default
                         # never says the name of what the case is about.
                         continue
-                    if text not in out.defaults:
+                    if text not in out.defaults and not _restates(text, out.defaults):
                         out.defaults.append(text)
                         out.default_topics.append(tid)
             if out.facts and out.defaults:
