@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -546,6 +547,65 @@ def test_other_writers_shapes_are_imported(data: Path, tmp_path: Path) -> None:
     assert stroke.diagnosis.primary.name == "Ischaemic stroke"
     assert (cystitis.patient.age_years, cystitis.patient.sex.value) == (34, "female")
     assert not cystitis.patient.pregnant and pregnant.patient.pregnant
+
+
+def _respelled(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as another writer might key it: no OSCE_Examination around it, names in lower
+    case with spaces or in camelCase, and common synonyms."""
+    osce = dict(record["OSCE_Examination"])
+    actor = dict(osce.pop("Patient_Actor"))
+    symptoms = actor.pop("Symptoms")
+    exam = dict(osce.pop("Physical_Examination_Findings"))
+    if "Vital_Signs" in exam:
+        exam["vital signs"] = exam.pop("Vital_Signs")
+    return {
+        "patientActor": {
+            **{k.replace("_", " ").lower(): v for k, v in actor.items()},
+            "Symptoms": {"Chief Complaint": symptoms["Primary_Symptom"], "associated symptoms": symptoms["Secondary_Symptoms"]},
+        },
+        "physical exam": exam,
+        "Investigations": osce.pop("Test_Results"),
+        "Final Diagnosis": osce.pop("Correct_Diagnosis"),
+        **{k.lower(): v for k, v in osce.items()},
+    }  # fmt: skip
+
+
+def test_records_keyed_in_other_spellings_import_as_the_usual_ones(data: Path, tmp_path: Path) -> None:
+    """Key names drift between writers: the same eight records keyed another way (`_respelled`)
+    import to exactly the files the usual keys give; age and sex given apart make demographics."""
+    lines = data.read_text(encoding="utf-8").splitlines()[:8]
+    outs = []
+    for name, rows in (
+        ("usual", lines),
+        ("respelled", [json.dumps(_respelled(json.loads(x))) for x in lines]),
+    ):
+        src = tmp_path / name / "records.jsonl"
+        src.parent.mkdir()
+        shutil.copy(data.parent / "LICENSE", src.parent / "LICENSE")
+        src.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        report = import_agentclinic(src, tmp_path / name / "pack")
+        assert not report.skipped, report.summary()
+        outs.append(
+            {
+                p.name: p.read_text(encoding="utf-8")
+                for p in (tmp_path / name / "pack" / "cases").glob("*.yaml")
+            }
+        )
+    assert len(outs[0]) == 8 and outs[0] == outs[1]
+    # {"Age": 30, "Sex": "Female"} instead of a Demographics line.
+    src = tmp_path / "apart" / "records.jsonl"
+    src.parent.mkdir()
+    shutil.copy(data.parent / "LICENSE", src.parent / "LICENSE")
+    actor = {
+        "Age": 30,
+        "Sex": "Female",
+        "History": "Fever and chills for two days.",
+        "Symptoms": {"Primary_Symptom": "Fever"},
+    }
+    src.write_text(_record(Patient_Actor=actor, Correct_Diagnosis="Malaria") + "\n", encoding="utf-8")
+    import_agentclinic(src, tmp_path / "apart" / "pack")
+    (case,), problems = lint_source(tmp_path / "apart" / "pack")
+    assert problems == [] and (case.patient.age_years, case.patient.sex.value) == (30, "female")
 
 
 @pytest.mark.parametrize(

@@ -162,7 +162,8 @@ def _parse_record(chunk: bytes) -> dict[str, Any]:
         raise RecordError(f"invalid JSON: {err.msg} (column {err.colno})") from err
     except (ValueError, RecursionError) as err:  # a 5,000-digit number, 100,000 nested lists
         raise RecordError(f"invalid JSON: {str(err)[:100]}") from err
-    _check_record(_tolerate(record))
+    record = _tolerate(record)
+    _check_record(record)
     return record
 
 
@@ -173,14 +174,81 @@ def _text_of(value: Any) -> str | None:
     return None
 
 
+# Key names other writers of these records use, by level, written as `_plain()` gives them: the
+# usual name in any case or spacing ("correct diagnosis", "patientActor"), and common synonyms.
+_KEYS: dict[str, dict[str, str]] = {
+    "record": {"osceexamination": "OSCE_Examination", "osce": "OSCE_Examination", "osceexam": "OSCE_Examination"},
+    "osce": {
+        "correctdiagnosis": "Correct_Diagnosis", "diagnosis": "Correct_Diagnosis",
+        "finaldiagnosis": "Correct_Diagnosis", "patientactor": "Patient_Actor", "patient": "Patient_Actor",
+        "physicalexaminationfindings": "Physical_Examination_Findings",
+        "physicalexamination": "Physical_Examination_Findings", "physicalexam": "Physical_Examination_Findings",
+        "examinationfindings": "Physical_Examination_Findings", "examfindings": "Physical_Examination_Findings",
+        "testresults": "Test_Results", "investigations": "Test_Results", "labresults": "Test_Results",
+        "investigationresults": "Test_Results", "objectivefordoctor": "Objective_for_Doctor",
+        "objective": "Objective_for_Doctor",
+    },
+    "actor": {
+        "demographics": "Demographics", "history": "History", "historyofpresentillness": "History",
+        "presentingillness": "History", "hpi": "History", "symptoms": "Symptoms",
+        "pastmedicalhistory": "Past_Medical_History", "pmh": "Past_Medical_History",
+        "socialhistory": "Social_History", "reviewofsystems": "Review_of_Systems",
+        "systemsreview": "Review_of_Systems", "ros": "Review_of_Systems",
+    },
+    "exam": {"vitalsigns": "Vital_Signs", "vitals": "Vital_Signs", "vitalsign": "Vital_Signs"},
+    "symptoms": {
+        "primarysymptom": "Primary_Symptom", "chiefcomplaint": "Primary_Symptom",
+        "presentingcomplaint": "Primary_Symptom", "mainsymptom": "Primary_Symptom",
+        "secondarysymptoms": "Secondary_Symptoms", "associatedsymptoms": "Secondary_Symptoms",
+        "othersymptoms": "Secondary_Symptoms",
+    },
+}  # fmt: skip
+
+
+def _plain(key: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", key.lower())
+
+
+def _usual_keys(obj: Any, level: str) -> Any:
+    """`obj` with the keys of `level` renamed to the usual ones (in place). A key already present
+    under its usual name wins: nothing is overwritten."""
+    if isinstance(obj, dict):
+        for key in list(obj):
+            usual = _KEYS[level].get(_plain(key)) if isinstance(key, str) else None
+            if usual is not None and usual != key and usual not in obj:
+                obj[usual] = obj.pop(key)
+    return obj
+
+
 def _tolerate(record: Any) -> Any:
-    """Bring the shapes other writers of these records use to the usual one, in place: a
-    diagnosis given as a list (its first entry), symptoms as a list (the first is the main one),
-    an examination or test results as plain text (one finding or result). History fields may
-    already be text, lists or objects. Anything else is left for the checks."""
-    osce = record.get("OSCE_Examination") if isinstance(record, dict) else None
+    """Bring the shapes other writers of these records use to the usual one, in place: key names
+    in another case or spacing, or common synonyms (`_KEYS`); a record that is the examination
+    itself, without the OSCE_Examination around it; a diagnosis given as a list (its first
+    entry), symptoms as a list (the first is the main one), an examination or test results as
+    plain text (one finding or result). History fields may already be text, lists or objects.
+    Anything else is left for the checks."""
+    record = _usual_keys(record, "record")
+    if isinstance(record, dict) and "OSCE_Examination" not in record:
+        bare = _usual_keys(dict(record), "osce")
+        if isinstance(bare.get("Patient_Actor"), dict):
+            record = {"OSCE_Examination": bare}
+    osce = _usual_keys(record.get("OSCE_Examination") if isinstance(record, dict) else None, "osce")
     if not isinstance(osce, dict):
         return record
+    _usual_keys(osce.get("Physical_Examination_Findings"), "exam")
+    actor = _usual_keys(osce.get("Patient_Actor"), "actor")
+    if isinstance(actor, dict):
+        _usual_keys(actor.get("Symptoms"), "symptoms")
+        if "Demographics" not in actor:
+            # {"Age": 45, "Sex": "Male"} -> "45-year-old male" (parse_demographics reads it)
+            keys = {_plain(k): k for k in actor if isinstance(k, str)}
+            age_key, sex_key = keys.get("age"), keys.get("sex", keys.get("gender"))
+            age, sex = actor.get(age_key), actor.get(sex_key)
+            if isinstance(age, int | float) and not isinstance(age, bool):
+                age = f"{age:g}-year-old"
+            if isinstance(age, str) and isinstance(sex, str) and age.strip() and sex.strip():
+                actor["Demographics"] = f"{age.strip()} {sex.strip().lower()}"
+                del actor[age_key], actor[sex_key]  # now said once, in Demographics
     dx = osce.get("Correct_Diagnosis")
     if isinstance(dx, list):
         named = [d for d in dx if isinstance(d, str) and d.strip()]
