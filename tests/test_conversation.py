@@ -298,6 +298,21 @@ def test_two_neighbouring_topics_give_one_default_not_the_same_twice(encoder) ->
     assert reply.text.count("passing urine") == 1 and not reply.text.startswith("No"), reply.text
 
 
+@pytest.mark.parametrize(
+    ("case_id", "said", "fact"),
+    [
+        # The thing asked about first, then a question that points back to it.
+        ("diarrhoea-dehydration-child", "the water u use at home, where do u get it", "water-sanitation"),
+        ("tb-pulmonary-adult", "your brother, is he on treatment", "contact"),
+        # "at home" says where it was given, not who lives there.
+        ("diarrhoea-dehydration-child", "what have you given him at home", "medication"),
+    ],
+)
+def test_questions_as_trainees_say_them_reach_their_fact(case_id: str, said: str, fact: str, encoder) -> None:  # type: ignore[no-untyped-def]
+    case = load_case(DEMO_SRC / "cases" / f"{case_id}.yaml")
+    assert Encounter(case, None, encoder).act(said).matched == [fact], said
+
+
 def test_a_wrong_check_is_answered_from_the_case_not_agreed_with(encoder) -> None:  # type: ignore[no-untyped-def]
     mi = load_case(DEMO_SRC / "cases" / "acute-mi-adult.yaml")
     reply = Encounter(mi, None, encoder).act("so it is a sharp pain?")

@@ -259,6 +259,17 @@ def classify(text: str) -> Turn:
             continue  # "Mr Mwangi", "mama", "Esther": who is spoken to
         if act is None:
             if _is_question(clause, norm, asked, len(clauses) == 1, r.generic):
+                if (
+                    statements
+                    and _content(statements[-1], r.generic)
+                    and (
+                        _BACK_REFERENCE.search(norm)
+                        or (len(statements[-1].split()) <= 3 and _BACK_TO_PERSON.search(norm))
+                    )
+                ):
+                    # "the water you use at home, where do you get it?": the thing asked about
+                    # comes first, and "it" points back to it.
+                    clause = f"{statements.pop()} {clause}"
                 history.append(clause)
             elif _STATEMENT_EXAM.search(norm):
                 turn.acts.append("examination")
@@ -310,6 +321,9 @@ def classify(text: str) -> Turn:
     return turn
 
 
+_BACK_REFERENCE = re.compile(r"\b(it|them|that|this|those|these)\b")
+# "your brother, is he on treatment?": only after a short name of someone ("he" alone is the child).
+_BACK_TO_PERSON = re.compile(r"\b(he|she|they|him|her)\b")
 _TELLS = re.compile(
     r"^(so |and |now |ok |okay )*(you|u|he|she|the (baby|child)) (have|has|got|have got|ve got|'ve got)\b"
 )
