@@ -327,12 +327,12 @@ def _ingest_batch(
             raise HubError("events must be a list", 400)
         if len(events) > MAX_BATCH:
             raise HubError(f"a batch holds at most {MAX_BATCH} events", 400)
-        key = _verifier(device.public_key)
         if idempotency is not None and seen is not None:
             if not hmac.compare_digest(seen["request_hash"], idempotency[1]):
                 raise HubError("Idempotency-Key was already used for a different request", 422)
             stored: dict[str, Any] = json.loads(seen["response"])
             return stored
+        key = _verifier(device.public_key)
         result = BatchResult(device.acked_seq, device.head)
         known = _lookup(db, device.id, device.acked_seq, events)
         received = now()
@@ -395,11 +395,7 @@ def _forms(event: Any) -> tuple[bytes | None, bytes | None]:
     """The event's canonical bytes without hash and sig (hashed) and whole (sized, then stored),
     each computed once; (None, None) if it has none."""
     try:
-        if (
-            isinstance(event, dict)
-            and len(event) == len(protocol.EVENT_FIELDS)
-            and all(k in event for k in protocol.EVENT_FIELDS)
-        ):
+        if isinstance(event, dict) and event.keys() == set(protocol.EVENT_FIELDS):
             return protocol.event_forms(event)
         return None, protocol.canonical(event)
     except (TypeError, ValueError, RecursionError):

@@ -207,7 +207,7 @@ def make_app(
     by_device = Buckets(per_device, "device")
     sign_ins = Buckets(SIGN_IN_RATE, "address")
     pruned = [0.0]  # when idempotency records were last pruned (monotonic seconds)
-    ingest_slots: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
+    ingest_slots = anyio.CapacityLimiter(INGEST_THREADS)
 
     def limit(request: Request, device_id: Any = None) -> None:
         by_address.take(request.client.host if request.client else "?")
@@ -308,9 +308,7 @@ def make_app(
             idem = (key[:200], idempotency_hash(body)) if key else None
             return ingest(db, data.get("device_id"), data.get("events"), "http", idem)
 
-        if not ingest_slots:
-            ingest_slots.append(anyio.CapacityLimiter(INGEST_THREADS))
-        return JSONResponse(await anyio.to_thread.run_sync(work, limiter=ingest_slots[0]))
+        return JSONResponse(await anyio.to_thread.run_sync(work, limiter=ingest_slots))
 
     async def ack_ep(request: Request) -> Response:
         device_id = request.path_params["device_id"]
