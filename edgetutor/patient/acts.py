@@ -309,8 +309,6 @@ def classify(text: str) -> Turn:
         # "You have malaria, we will give you tablets": telling the diagnosis with the plan, not
         # asking "(do) you have malaria?" in spoken word order (that comes with its mark).
         history = [c for c in history if not _TELLS.match(_norm(c))]
-        if not history and not turn.acts:
-            turn.acts.append("plan_explanation")
     if history:
         turn.question = " ".join(history)
         turn.acts.append(HISTORY)

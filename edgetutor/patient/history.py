@@ -78,7 +78,7 @@ _EXAMPLES = re.compile(r"\b(like|such as|for example|for instance|eg|including|e
 # or breastfeed" is an IMCI danger sign), never "do you drink" (alcohol) on its own.
 _ONE_THING = re.compile(
     r"\b(eat|eating|feed|feeding|breastfeed|breastfeeding|suck|sucking|drink|drinking)"
-    r" (and|or|&) (eat|eating|feed|feeding|breastfeed|breastfeeding|suck|sucking|drink|drinking)\b"
+    r" ((and|or) )?(eat|eating|feed|feeding|breastfeed|breastfeeding|suck|sucking|drink|drinking)\b"
 )
 _ELABORATION = re.compile(
     r"^(any )?(other|others|another|something|anything|such|like|including|especially|else)\b"
@@ -103,8 +103,8 @@ def question_parts(question: str) -> list[str]:
         len(parts) < 2
         or len(parts) > MAX_PARTS
         or not _HAS_OPENING.match(parts[0])
-        or _EXAMPLES.search(normalise(question))
-        or _ONE_THING.search(question.lower())
+        or _EXAMPLES.search(said := normalise(question))
+        or _ONE_THING.search(said)
     ):
         return [question]  # "the fits, how many times?" asks about one thing
     # "any pain or swelling in your legs": the last part's place belongs to every part.
