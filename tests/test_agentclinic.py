@@ -479,6 +479,10 @@ def test_lookup_tables_are_validated_at_load() -> None:
     language["stop_word"] = "typo"
     with pytest.raises(ValidationError, match="stop_word"):
         tables.Language.model_validate(language)
+    records = table("records.yaml")
+    records["osce"]["Test_Results"].append("Diagnosis")  # already a name of Correct_Diagnosis
+    with pytest.raises(ValidationError, match="names given for two fields, or twice: \\['diagnosis'\\]"):
+        tables.Records.model_validate(records)
 
 
 # --- records written by others ---------------------------------------------------------------

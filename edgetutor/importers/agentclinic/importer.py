@@ -19,6 +19,7 @@ from ...cases.packmeta import PackMeta
 from ...errors import CaseFormatError, EdgeTutorError
 from .case import PACK_ID, PACK_LICENSE, convert_record
 from .report import ImportReport, RecordError, SkippedRecord
+from .tables import RECORDS, plain_key
 
 
 def import_agentclinic(jsonl: Path, out: Path, *, strict: bool = False) -> ImportReport:
@@ -174,39 +175,8 @@ def _text_of(value: Any) -> str | None:
     return None
 
 
-# Key names other writers of these records use, by level, written as `_plain()` gives them: the
-# usual name in any case or spacing ("correct diagnosis", "patientActor"), and common synonyms.
-_KEYS: dict[str, dict[str, str]] = {
-    "record": {"osceexamination": "OSCE_Examination", "osce": "OSCE_Examination", "osceexam": "OSCE_Examination"},
-    "osce": {
-        "correctdiagnosis": "Correct_Diagnosis", "diagnosis": "Correct_Diagnosis",
-        "finaldiagnosis": "Correct_Diagnosis", "patientactor": "Patient_Actor", "patient": "Patient_Actor",
-        "physicalexaminationfindings": "Physical_Examination_Findings",
-        "physicalexamination": "Physical_Examination_Findings", "physicalexam": "Physical_Examination_Findings",
-        "examinationfindings": "Physical_Examination_Findings", "examfindings": "Physical_Examination_Findings",
-        "testresults": "Test_Results", "investigations": "Test_Results", "labresults": "Test_Results",
-        "investigationresults": "Test_Results", "objectivefordoctor": "Objective_for_Doctor",
-        "objective": "Objective_for_Doctor",
-    },
-    "actor": {
-        "demographics": "Demographics", "history": "History", "historyofpresentillness": "History",
-        "presentingillness": "History", "hpi": "History", "symptoms": "Symptoms",
-        "pastmedicalhistory": "Past_Medical_History", "pmh": "Past_Medical_History",
-        "socialhistory": "Social_History", "reviewofsystems": "Review_of_Systems",
-        "systemsreview": "Review_of_Systems", "ros": "Review_of_Systems",
-    },
-    "exam": {"vitalsigns": "Vital_Signs", "vitals": "Vital_Signs", "vitalsign": "Vital_Signs"},
-    "symptoms": {
-        "primarysymptom": "Primary_Symptom", "chiefcomplaint": "Primary_Symptom",
-        "presentingcomplaint": "Primary_Symptom", "mainsymptom": "Primary_Symptom",
-        "secondarysymptoms": "Secondary_Symptoms", "associatedsymptoms": "Secondary_Symptoms",
-        "othersymptoms": "Secondary_Symptoms",
-    },
-}  # fmt: skip
-
-
-def _plain(key: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", key.lower())
+# Key names other writers of these records use, by level (records.yaml).
+_KEYS = {level: RECORDS.usual(level) for level in ("record", "osce", "actor", "symptoms", "exam")}
 
 
 def _usual_keys(obj: Any, level: str) -> Any:
@@ -214,7 +184,7 @@ def _usual_keys(obj: Any, level: str) -> Any:
     under its usual name wins: nothing is overwritten."""
     if isinstance(obj, dict):
         for key in list(obj):
-            usual = _KEYS[level].get(_plain(key)) if isinstance(key, str) else None
+            usual = _KEYS[level].get(plain_key(key)) if isinstance(key, str) else None
             if usual is not None and usual != key and usual not in obj:
                 obj[usual] = obj.pop(key)
     return obj
@@ -222,7 +192,7 @@ def _usual_keys(obj: Any, level: str) -> Any:
 
 def _tolerate(record: Any) -> Any:
     """Bring the shapes other writers of these records use to the usual one, in place: key names
-    in another case or spacing, or common synonyms (`_KEYS`); a record that is the examination
+    in another case or spacing, or common synonyms (records.yaml); a record that is the examination
     itself, without the OSCE_Examination around it; a diagnosis given as a list (its first
     entry), symptoms as a list (the first is the main one), an examination or test results as
     plain text (one finding or result). History fields may already be text, lists or objects.
@@ -241,7 +211,7 @@ def _tolerate(record: Any) -> Any:
         _usual_keys(actor.get("Symptoms"), "symptoms")
         if "Demographics" not in actor:
             # {"Age": 45, "Sex": "Male"} -> "45-year-old male" (parse_demographics reads it)
-            keys = {_plain(k): k for k in actor if isinstance(k, str)}
+            keys = {plain_key(k): k for k in actor if isinstance(k, str)}
             age_key, sex_key = keys.get("age"), keys.get("sex", keys.get("gender"))
             age, sex = actor.get(age_key), actor.get(sex_key)
             if isinstance(age, int | float) and not isinstance(age, bool):

@@ -207,6 +207,34 @@ class Investigations(_Table):
         return self
 
 
+def plain_key(key: str) -> str:
+    """A key name without case, spaces or punctuation: how records.yaml's names are compared."""
+    return re.sub(r"[^a-z0-9]", "", key.lower())
+
+
+class Records(_Table):
+    """records.yaml: per level of a record, its usual key names and other names for them."""
+
+    record: dict[str, tuple[str, ...]]
+    osce: dict[str, tuple[str, ...]]
+    actor: dict[str, tuple[str, ...]]
+    symptoms: dict[str, tuple[str, ...]]
+    exam: dict[str, tuple[str, ...]]
+
+    @model_validator(mode="after")
+    def _one_meaning(self) -> Records:
+        for level, names in self.model_dump().items():
+            spellings = [plain_key(n) for usual, others in names.items() for n in (usual, *others)]
+            if twice := sorted({n for n in spellings if spellings.count(n) > 1}):
+                raise ValueError(f"{level}: names given for two fields, or twice: {twice}")
+        return self
+
+    def usual(self, level: str) -> dict[str, str]:
+        """{plain name: usual key} for one level, every spelling included."""
+        names: dict[str, tuple[str, ...]] = getattr(self, level)
+        return {plain_key(n): usual for usual, others in names.items() for n in (usual, *others)}
+
+
 T = TypeVar("T", bound=_Table)
 
 
@@ -229,3 +257,4 @@ FACTS = load("facts.yaml", Facts)
 FINDINGS = load("findings.yaml", Findings)
 EXAMINATION = load("examination.yaml", Examination)
 INVESTIGATIONS = load("investigations.yaml", Investigations)
+RECORDS = load("records.yaml", Records)
