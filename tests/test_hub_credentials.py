@@ -122,6 +122,82 @@ def test_rotation_retires_the_old_key_and_enrolls_the_new_one_in_its_place(hub: 
     assert hub.post(f"{API}/events", {"device_id": new.id, "events": new.events(3)})[1]["accepted"] == 3
 
 
+def test_a_new_key_continues_the_old_chain_only_with_what_it_vouches_for(hub: Hub) -> None:
+    old = enrolled(hub, site="Moroto")
+    assert hub.post(f"{API}/events", {"device_id": old.id, "events": old.events(2)})[1]["acked_seq"] == 2
+    unsent = old.events(2)  # signed by the old key before the rotation, never sent
+    token = cli("hub", "rotate", old.id, "--db", str(hub.db)).stdout.strip()
+    new = Device()
+    status, reply = hub.post(f"{API}/enroll", new.enroll_body(token) | {"continues": old.id})
+    assert status == 200 and (reply["acked_seq"], reply["head"]) == (2, unsent[0]["prev"])
+    new.seq, new.head = 4, unsent[1]["hash"]
+    stranger = Device()  # another device's genuine event is never this one's to send
+    refusals = {
+        "no vouch": ({}, "is not vouched for by this device's key"),
+        "vouched by the old key itself": (
+            {unsent[0]["event_id"]: protocol.vouch(old.key, unsent[0]["hash"])},
+            "is not vouched for by this device's key",
+        ),
+        "a vouch for another event": (
+            {unsent[0]["event_id"]: protocol.vouch(new.key, unsent[1]["hash"])},
+            "is not vouched for by this device's key",
+        ),
+    }
+    chain = "SELECT id, acked_seq, head FROM devices ORDER BY id"
+    before = (rows(hub.db, chain), state(hub.db)["events"])
+    for vouch, reason in refusals.values():
+        status, reply = hub.post(f"{API}/events", {"device_id": new.id, "events": unsent[:1], "vouch": vouch})
+        assert status == 200 and reply["accepted"] == 0
+        assert reply["rejected"][0]["reason"] == f"event of replaced device {old.id} {reason}"
+    status, reply = hub.post(
+        f"{API}/events", {"device_id": new.id, "events": [stranger.event(seq=3, prev=unsent[0]["prev"])]}
+    )
+    assert reply["rejected"][0]["reason"] == "event belongs to another device"
+    # refusals store nothing and move no chain (they are in the anomaly log)
+    assert (rows(hub.db, chain), state(hub.db)["events"]) == before
+    kinds = rows(
+        hub.db,
+        "SELECT kind, COUNT(*) FROM anomalies WHERE device_id = ? GROUP BY kind ORDER BY kind",
+        (new.id,),
+    )
+    assert kinds == [("unvouched", 3), ("wrong-device", 1)]
+    vouch = {e["event_id"]: protocol.vouch(new.key, e["hash"]) for e in unsent}
+    mine = new.events(1)
+    status, reply = hub.post(
+        f"{API}/events", {"device_id": new.id, "events": [*unsent, *mine], "vouch": vouch}
+    )
+    assert (reply["accepted"], reply["acked_seq"], reply["rejected"]) == (3, 5, [])
+    assert rows(
+        hub.db, "SELECT seq, device_id FROM events WHERE device_id IN (?, ?) ORDER BY seq", (old.id, new.id)
+    ) == [
+        (1, old.id),
+        (2, old.id),
+        (3, old.id),
+        (4, old.id),
+        (5, new.id),
+    ]
+    # the old key alone still sends nothing, even events that chain
+    status, reply = hub.post(f"{API}/events", {"device_id": old.id, "events": [old.event()]})
+    assert status == 403 and reply == {"error": f"device {old.id} is revoked"}
+
+
+def test_continuing_a_device_the_token_does_not_replace_is_refused_and_writes_nothing(hub: Hub) -> None:
+    old = enrolled(hub)
+    plain = issue_token(hub.db)
+    before = state(hub.db)
+    new = Device()
+    status, reply = hub.post(f"{API}/enroll", new.enroll_body(plain) | {"continues": old.id})
+    assert (status, reply) == (
+        403,
+        {
+            "error": f"this enrollment token does not replace device {old.id}: the coordinator issues one with hub rotate {old.id}"
+        },
+    )
+    status, reply = hub.post(f"{API}/enroll", new.enroll_body(plain) | {"continues": "not a device id"})
+    assert (status, reply) == (400, {"error": "continues is not a device id"})
+    assert state(hub.db) == before
+
+
 def test_rotating_an_unknown_or_revoked_device_is_refused_and_issues_nothing(hub: Hub) -> None:
     device = enrolled(hub)
     assert cli("hub", "revoke", device.id, "--db", str(hub.db)).exit_code == 0

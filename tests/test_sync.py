@@ -327,7 +327,7 @@ def test_upgrade_back_fills_earlier_results_oldest_first(home: Path, make_pack: 
         ],
     )
     with open_store(path) as store:
-        assert store.migrated == ("m007_result_events",)
+        assert store.migrated == ("m007_result_events", "m008_new_device_key")
         events = store.events()
         assert [e["payload"]["attempt_id"] for e in events] == ["early", "late", "gone"]
         assert events[0]["payload"]["case"]["title"] == example_case().title

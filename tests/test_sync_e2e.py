@@ -20,13 +20,14 @@ from typing import Any
 
 import pytest
 
-from edgetutor.errors import SyncError
+from edgetutor.errors import KeyFileError, SyncError
 from edgetutor.packs.build import build_pack
 from edgetutor.packs.install import PackStore
 from edgetutor.packs.signing import generate
 from edgetutor.service import open_store
 from edgetutor.store import Store
 from edgetutor.sync import client
+from edgetutor.sync.device import key_id_of
 
 from .conftest import write_source
 from .hub_helpers import Hub
@@ -291,6 +292,116 @@ def test_a_revoked_device_is_refused_and_keeps_its_results(sqlite_hub: Hub, stor
     )
     assert_once_on_hub(sqlite_hub, store, pending=1)
     assert client.status(store).last_error == refused.stderr.strip()[len("Error: ") :]
+
+
+# -- a new device key -----------------------------------------------------------------------------
+
+
+def assert_chain_on_hub(hub: Hub, store: Store) -> None:
+    """Every event of the device is on the hub once, under the key that signed it, unchanged."""
+    ours = store.events()
+    theirs = hub.query("SELECT seq, event_id, device_id, hash FROM events ORDER BY seq")
+    assert theirs == [(e["seq"], e["event_id"], e["device_id"], e["hash"]) for e in ours]
+    assert store.pending_count() == 0
+
+
+def test_a_new_key_carries_on_the_chain_and_sends_what_the_old_key_signed(
+    sqlite_hub: Hub, store: Store, home: Path
+) -> None:
+    for name in ("Ama", "Kofi"):
+        finish(store, name)
+    quick(store, sqlite_hub.url, sqlite_hub.enroll("Bolgatanga"))
+    for name in ("Esi", "Yaw"):  # signed by the old key, never sent
+        finish(store, name)
+    old = store.sync_state().device_id or ""
+    before = {e["seq"]: e["hash"] for e in store.events()}
+    old_key = (home / "device" / "device.key").read_bytes()
+    rotated = sqlite_hub.run("rotate", old)
+    token = rotated.stdout.strip()
+    assert "edgetutor sync --new-key --token TOKEN" in rotated.stderr and token not in rotated.stderr
+    with pytest.raises(SyncError, match=f"this device \\({old}\\) is revoked at the hub; 2 results kept"):
+        quick(store, sqlite_hub.url)
+    done = cli("sync", "--new-key", "--token", token, home=home)
+    new = store.sync_state().device_id or ""
+    assert new != old
+    assert done.stdout.splitlines() == [
+        f"New device key {new} (carries on device {old})",
+        f"Enrolled with {sqlite_hub.url} (site Bolgatanga)",
+        "Sent 2 results; 0 pending; hub acknowledged up to #4",
+    ]
+    finish(store, "Akua")  # signed by the new key, continuing the same chain
+    assert cli("sync", home=home).stdout.strip() == "Sent 1 result; 0 pending; hub acknowledged up to #5"
+    events = store.events()
+    assert {e["seq"]: e["hash"] for e in events[:4]} == before  # nothing was signed again
+    assert [e["device_id"] for e in events] == [old] * 4 + [new]
+    assert events[4]["prev"] == events[3]["hash"]
+    assert_chain_on_hub(sqlite_hub, store)
+    assert sqlite_hub.query(
+        "SELECT id, acked_seq, replaces, revoked_reason FROM devices ORDER BY enrolled"
+    ) == [
+        (old, 2, None, "rotated"),
+        (new, 5, old, None),
+    ]
+    retired = list((home / "device").glob(f"retired-{old}-*.key"))
+    assert len(retired) == 1 and retired[0].read_bytes() == old_key
+    # the same token cannot make a second key: refused, nothing changed
+    again = cli("sync", "--new-key", "--token", token, home=home, check=False)
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        "Error: this device already has a new key for that token: run `edgetutor sync` to enroll it"
+        " (or `edgetutor results export` for a USB stick)"
+    )
+    assert store.sync_state().device_id == new and len(list((home / "device").glob("retired-*"))) == 1
+    assert cli("sync", "--new-key", home=home, check=False).returncode == 2  # no token: usage error
+
+
+def test_a_lost_key_is_replaced_by_rotation_and_a_usb_bundle_enrolls_the_new_one(
+    sqlite_hub: Hub, store: Store, home: Path, tmp_path: Path
+) -> None:
+    finish(store, "Ama")
+    quick(store, sqlite_hub.url, sqlite_hub.enroll("Wa"))
+    finish(store, "Kofi")
+    old = store.sync_state().device_id or ""
+    (home / "device" / "device.key").unlink()  # the laptop's key is lost; results stay
+    with pytest.raises(KeyFileError, match="is missing"):
+        finish(store, "Esi")
+    token = sqlite_hub.run("rotate", old).stdout.strip()
+    sqlite_hub.stop()  # from here the results travel on a USB stick
+    old_id, new = client.new_key(store, token)
+    assert old_id == old
+    finish(store, "Esi")  # signed by the new key
+    usb = tmp_path / "usb"
+    wrote = cli("results", "export", "--out", str(usb), home=home)
+    assert wrote.stdout.startswith("Wrote 2 results (#2-#3) and this device's enrollment token to ")
+    (bundle,) = usb.glob("*.etres")
+    sqlite_hub.start()
+    imported = sqlite_hub.run("import", str(bundle))
+    assert imported.stdout.splitlines()[1].endswith(
+        f"device {new}: 2 new, 0 already present, 0 refused; acknowledged up to seq 3"
+    )
+    assert quick(store, sqlite_hub.url).acked_seq == 3  # the hub's acknowledgement marks them sent
+    assert_chain_on_hub(sqlite_hub, store)
+    assert [e["device_id"] for e in store.events()] == [old, old, new]
+
+
+def test_a_key_change_stopped_half_way_is_finished_by_the_next_start(
+    sqlite_hub: Hub, store: Store, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finish(store, "Ama")
+    quick(store, sqlite_hub.url, sqlite_hub.enroll())
+    old = store.sync_state().device_id or ""
+    token = sqlite_hub.run("rotate", old).stdout.strip()
+    # the process stops after binding the database to the new key, before the key files moved
+    with monkeypatch.context() as patched:
+        patched.setattr(client, "install_next_key", lambda folder=None: None)
+        _, new = client.new_key(store, token)
+    folder = home / "device"
+    assert key_id_of(folder / "device.key") == old and key_id_of(folder / "device.key.next") == new
+    finish(store, "Kofi")  # the next use of the key finishes the change
+    assert key_id_of(folder / "device.key") == new and not (folder / "device.key.next").exists()
+    assert len(list(folder.glob(f"retired-{old}-*.key"))) == 1
+    assert quick(store, sqlite_hub.url).acked_seq == 2
+    assert_chain_on_hub(sqlite_hub, store)
 
 
 # -- USB bundles ----------------------------------------------------------------------------------

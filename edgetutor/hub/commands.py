@@ -127,8 +127,9 @@ def hub_rotate(device_id: str, db_target: str, valid_days: float) -> None:
         token = rotate(db, device_id, valid_days)
     click.echo(token)
     click.echo(
-        f"Device {device_id} can send nothing more with its old key; enroll its new key with this"
-        f" single-use token (valid {valid_days:g} days).",
+        f"Device {device_id} can send nothing more with its old key. On the device, run"
+        " `edgetutor sync --new-key --token TOKEN` with this single-use token"
+        f" (valid {valid_days:g} days): its results carry on under the new key.",
         err=True,
     )
 

@@ -168,6 +168,7 @@ class Device:
     last_sync: str | None
     revoked: str | None
     token_hash: str
+    replaces: str | None = None  # the device whose key this one replaced (hub rotate)
 
 
 def _one_line(err: BaseException) -> str:
@@ -204,6 +205,7 @@ def _device(row: Any) -> Device:
         last_sync=row["last_sync"],
         revoked=row["revoked"],
         token_hash=row["token_hash"],
+        replaces=row["replaces"],
     )
 
 
@@ -454,11 +456,12 @@ class HubDB:
         hashed_token: str,
         via: str,
         head: str,
+        acked_seq: int = 0,
     ) -> None:
         self.run(
             "INSERT INTO devices (id, public_key, site, label, token_hash, enrolled, enrolled_via, acked_seq, head)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
-            (device_id, public_key, site, label, hashed_token, now(), via, head),
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (device_id, public_key, site, label, hashed_token, now(), via, acked_seq, head),
         )
 
     def advance(self, device_id: str, acked_seq: int, head: str) -> None:
@@ -478,6 +481,19 @@ class HubDB:
 
     def set_replaces(self, device_id: str, old_id: str) -> None:
         self.run("UPDATE devices SET replaces = ? WHERE id = ?", (old_id, device_id))
+
+    def replaced_keys(self, device: Device, hops: int = 16) -> dict[str, str]:
+        """{device id: public key} of the devices `device` replaced, directly or through others
+        (at most `hops` back): the keys whose events it may vouch for."""
+        found: dict[str, str] = {}
+        current = device.replaces
+        while current and current != device.id and current not in found and len(found) < hops:
+            row = self.one("SELECT id, public_key, replaces FROM devices WHERE id = ?", (current,))
+            if row is None:
+                break
+            found[row["id"]] = row["public_key"]
+            current = row["replaces"]
+        return found
 
     # -- events --------------------------------------------------------------------------------
     def event_by_id(self, event_id: str) -> dict[str, Any] | None:

@@ -5,7 +5,9 @@ arriving by either path is judged the same way and stored once.
 
 Ingest rules for one batch from device D (one transaction; see docs/hub.md):
 - D must be enrolled and not revoked;
-- each event must belong to D and pass `protocol.check_event` with D's enrolled key;
+- each event must belong to D and pass `protocol.check_event` with D's enrolled key, or belong to
+  a device D replaced (hub rotate), pass the check with that device's key, and be vouched for by
+  D's key (a vouch in the request, or the signature of the USB bundle it came in);
 - an event already stored (same event_id, or same D+seq) with the same hash is a replay:
   acknowledged, not stored again; with a different hash it is a fork and refused;
 - the next event accepted is seq = acked_seq + 1 whose `prev` is the head hash; a higher seq is
@@ -51,6 +53,7 @@ MAX_NUMBER_DIGITS = 30
 MAX_TOKEN_CHARS = 200
 MAX_KEY_CHARS = 1000
 MAX_LABEL_CHARS = 100
+_DEVICE_ID = re.compile(r"[0-9a-f]{16}")
 # A token valid for longer than this is a standing password: refused at issue.
 MAX_TOKEN_DAYS = 90.0
 
@@ -136,8 +139,12 @@ def enroll(
     label: str | None,
     proof: str | None,
     via: str = "http",
+    continues: Any = None,
 ) -> Device:
     """Enroll a device with a single-use token and return it.
+
+    `continues` is the id of the device whose chain the new key carries on (the device the token
+    replaces, `hub rotate`): the new device starts at that one's acknowledged seq and head.
 
     `proof` is the device's signature over the token and its id (protocol.enroll_proof); a USB
     bundle passes None because its own signature, checked by the caller, covers the token.
@@ -149,6 +156,8 @@ def enroll(
         raise HubError("enrollment needs a token, a device_id and a public_key", 400)
     if len(token) > MAX_TOKEN_CHARS or len(device_id) > 64 or len(public_key) > MAX_KEY_CHARS:
         raise HubError("enrollment token, device_id or public_key is implausibly long", 400)
+    if continues is not None and not (isinstance(continues, str) and _DEVICE_ID.fullmatch(continues)):
+        raise HubError("continues is not a device id", 400)
     if proof is not None and (not isinstance(proof, str) or len(proof) > MAX_TOKEN_CHARS):
         raise HubError("enrollment proof does not verify with the public key")
     label = label.strip()[:MAX_LABEL_CHARS] if isinstance(label, str) else None
@@ -160,11 +169,18 @@ def enroll(
         raise HubError("device_id is not the id of the public key")
     if proof is not None and not protocol.check_enroll_proof(key, token, device_id, proof):
         raise HubError("enrollment proof does not verify with the public key")
-    return db.retrying(lambda: _enroll(db, token, device_id, public_key, key, label, via))
+    return db.retrying(lambda: _enroll(db, token, device_id, public_key, key, label, via, continues))
 
 
 def _enroll(
-    db: HubDB, token: str, device_id: str, public_key: str, key: Ed25519PublicKey, label: str | None, via: str
+    db: HubDB,
+    token: str,
+    device_id: str,
+    public_key: str,
+    key: Ed25519PublicKey,
+    label: str | None,
+    via: str,
+    continues: str | None,
 ) -> Device:
     with db.write():
         row = db.token(token, lock=True)
@@ -190,8 +206,17 @@ def _enroll(
             raise HubError(
                 f"device {device_id} is already enrolled" + (" and revoked" if existing.revoked else "")
             )
+        acked_seq, head = 0, protocol.GENESIS
+        if continues is not None:
+            old = db.device(continues, lock=True) if row["replaces"] == continues else None
+            if old is None:
+                raise HubError(
+                    f"this enrollment token does not replace device {continues}:"
+                    f" the coordinator issues one with hub rotate {continues}"
+                )
+            acked_seq, head = old.acked_seq, old.head
         label = row["label"] or label or None
-        db.add_device(device_id, public_key, row["site"], label, row["hash"], via, protocol.GENESIS)
+        db.add_device(device_id, public_key, row["site"], label, row["hash"], via, head, acked_seq)
         db.use_token(row["hash"], device_id)
         if row["replaces"]:
             db.set_replaces(device_id, row["replaces"])
@@ -272,6 +297,7 @@ def columns(event: dict[str, Any], via: str, received: str, raw: bytes | None = 
 
 def _kind(reason: str) -> str:
     for word, kind in (
+        ("vouched", "unvouched"),
         ("gap", "gap"),
         ("fork", "fork"),
         ("conflicting", "conflict"),
@@ -285,9 +311,18 @@ def _kind(reason: str) -> str:
 
 
 def ingest(
-    db: HubDB, device_id: Any, events: Any, via: str = "http", idempotency: tuple[str, str] | None = None
+    db: HubDB,
+    device_id: Any,
+    events: Any,
+    via: str = "http",
+    idempotency: tuple[str, str] | None = None,
+    vouches: Any = None,
+    vouched: bool = False,
 ) -> dict[str, Any]:
     """Apply the ingest rules (module docstring) to one batch, in one transaction; return the reply.
+
+    `vouches` ({event_id: signature} from the request) vouch for events signed by a key this
+    device replaced; `vouched` says the batch's own signature (a USB bundle's) already does.
 
     `idempotency` is (key, sha256 of the request body): a key seen before with the same body
     returns the reply stored then, and nothing is processed again; with another body it is
@@ -298,7 +333,7 @@ def ingest(
     if not isinstance(device_id, str) or not device_id or len(device_id) > 64:
         raise HubError("device_id is missing or malformed", 400)
     try:
-        return db.retrying(lambda: _ingest_batch(db, device_id, events, via, idempotency))
+        return db.retrying(lambda: _ingest_batch(db, device_id, events, via, idempotency, vouches, vouched))
     except _Unwritable as refusal:
         raise _refuse(db, via, device_id, refusal.kind, str(refusal), refusal.status) from None
 
@@ -313,7 +348,13 @@ class _Known:
 
 
 def _ingest_batch(
-    db: HubDB, device_id: str, events: Any, via: str, idempotency: tuple[str, str] | None
+    db: HubDB,
+    device_id: str,
+    events: Any,
+    via: str,
+    idempotency: tuple[str, str] | None,
+    vouches: Any,
+    vouched: bool,
 ) -> dict[str, Any]:
     with db.write():
         # The device's row, locked until commit (PostgreSQL; SQLite holds the database write
@@ -333,6 +374,7 @@ def _ingest_batch(
             stored: dict[str, Any] = json.loads(seen["response"])
             return stored
         key = _verifier(device.public_key)
+        signers = _Signers(key, device, db, events, vouches, vouched)
         result = BatchResult(device.acked_seq, device.head)
         known = _lookup(db, device.id, device.acked_seq, events)
         received = now()
@@ -347,7 +389,7 @@ def _ingest_batch(
                 result.rejected.append({"event_id": ev_id, "seq": seq, "reason": NOT_PROCESSED})
                 continue
             body, raw = _forms(event)
-            reason = _judge(known, device.id, key, event, body, raw, result)
+            reason = _judge(known, device.id, signers, event, body, raw, result)
             if reason is None:
                 if event["seq"] == result.acked_seq + 1:
                     fresh.append(columns(event, via, received, raw))
@@ -402,22 +444,47 @@ def _forms(event: Any) -> tuple[bytes | None, bytes | None]:
         return None, None
 
 
+class _Signers:
+    """The keys a batch from `device` may carry events of: its own and, vouched for by it, those of
+    the devices it replaced (read only when the batch holds another device's event)."""
+
+    def __init__(
+        self, key: protocol.Verifier, device: Device, db: HubDB, events: Any, vouches: Any, vouched: bool
+    ) -> None:
+        self.own = key
+        self.replaced: dict[str, protocol.Verifier] = {}
+        if device.replaces and isinstance(events, list):
+            if any(isinstance(e, dict) and e.get("device_id") not in (device.id, None) for e in events):
+                self.replaced = {d: _verifier(pem) for d, pem in db.replaced_keys(device).items()}
+        self.vouches = vouches if isinstance(vouches, dict) else {}
+        self.vouched = vouched
+
+    def vouched_for(self, event: dict[str, Any]) -> bool:
+        return self.vouched or protocol.check_vouch(
+            self.own, event["hash"], self.vouches.get(event["event_id"])
+        )
+
+
 def _judge(
     known: _Known,
     device_id: str,
-    key: protocol.Verifier,
+    signers: _Signers,
     event: Any,
     body: bytes | None,
     raw: bytes | None,
     state: BatchResult,
 ) -> str | None:
     """None if `event` is the next in the chain or a replay of a stored one; else why it is refused."""
+    key = signers.own
     if (
         isinstance(event, dict)
         and isinstance(event.get("device_id"), str)
         and event["device_id"] != device_id
     ):
-        return "event belongs to another device"
+        replaced = signers.replaced.get(event["device_id"])
+        if replaced is None:
+            return "event belongs to another device"
+        key = replaced
     if raw is None:
         return "malformed event"
     size = len(raw)
@@ -426,6 +493,8 @@ def _judge(
     problem = protocol.check_event(event, key, body)
     if problem is not None:
         return problem
+    if key is not signers.own and not signers.vouched_for(event):
+        return f"event of replaced device {event['device_id']} is not vouched for by this device's key"
     seq, ev_id, digest = event["seq"], event["event_id"], event["hash"]
     if seq >= INT64:
         return "malformed sequence number"
@@ -596,6 +665,7 @@ def import_bundle(db: HubDB, path: Path) -> ImportResult:
             if not protocol.check_bundle_sig(bundle, key):
                 raise HubError(f"{path.name}: bundle signature does not verify (altered after export)")
             token = _part(bundle, "enroll").get("token")
+            continues = _part(bundle, "enroll").get("continues")
             if not isinstance(token, str) or not token:
                 raise HubError(
                     f"device {device_id} is not enrolled and {path.name} carries no enrollment token"
@@ -609,6 +679,7 @@ def import_bundle(db: HubDB, path: Path) -> ImportResult:
                 label=None,
                 proof=None,
                 via="usb",
+                continues=continues,
             )
             enrolled = True
         reply = _ingest_all(db, device_id, bundle["events"])
@@ -620,7 +691,8 @@ def _ingest_all(db: HubDB, device_id: str, events: list[Any]) -> dict[str, Any]:
     the caller's transaction, stopping where the chain stops, and merge the replies."""
     total: dict[str, Any] = {}
     for start in range(0, max(len(events), 1), MAX_BATCH):
-        reply = ingest(db, device_id, events[start : start + MAX_BATCH], via="usb")
+        # The bundle's signature, checked by the caller, vouches for every event in it.
+        reply = ingest(db, device_id, events[start : start + MAX_BATCH], via="usb", vouched=True)
         if not total:
             total = reply
         else:

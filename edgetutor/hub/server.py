@@ -278,6 +278,7 @@ def make_app(
                 public_key=data.get("public_key"),  # type: ignore[arg-type]
                 label=data.get("label") if isinstance(data.get("label"), str) else None,
                 proof=data.get("proof") if isinstance(data.get("proof"), str) else "",
+                continues=data.get("continues"),
             )
             return {
                 "device_id": device.id,
@@ -306,7 +307,7 @@ def make_app(
             if isinstance(limit_device, str):
                 by_device.take(limit_device[:100])
             idem = (key[:200], idempotency_hash(body)) if key else None
-            return ingest(db, data.get("device_id"), data.get("events"), "http", idem)
+            return ingest(db, data.get("device_id"), data.get("events"), "http", idem, data.get("vouch"))
 
         return JSONResponse(await anyio.to_thread.run_sync(work, limiter=ingest_slots))
 

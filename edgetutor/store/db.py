@@ -86,6 +86,8 @@ class SyncState:
     acked_seq: int
     last_sync: dt.datetime | None
     last_error: str | None
+    continues: str | None = None  # the device whose chain this key carries on (a new key)
+    rotated_with: str | None = None  # SHA-256 of the token the new key was made for
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,18 @@ class ResultRow:
 
 
 _SYNC_FIELDS = frozenset(
-    {"device_id", "hub_url", "site", "enrolled", "enroll_token", "acked_seq", "last_sync", "last_error"}
+    {
+        "device_id",
+        "hub_url",
+        "site",
+        "enrolled",
+        "enroll_token",
+        "acked_seq",
+        "last_sync",
+        "last_error",
+        "continues",
+        "rotated_with",
+    }
 )
 
 
@@ -697,6 +710,8 @@ class Store:
             acked_seq=r["acked_seq"],
             last_sync=_parse(r["last_sync"]),
             last_error=r["last_error"],
+            continues=r["continues"],
+            rotated_with=r["rotated_with"],
         )
 
     def update_sync_state(self, **fields: Any) -> None:

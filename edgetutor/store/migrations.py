@@ -200,6 +200,15 @@ def m007_result_events(db: Database) -> None:
     db.execute("INSERT INTO sync_state (id) VALUES (1)")
 
 
+@migration
+def m008_new_device_key(db: Database) -> None:
+    # A device given a new key (`edgetutor sync --new-key`): `continues` is the device id whose
+    # chain the new key carries on (sent with its enrollment), `rotated_with` the SHA-256 of the
+    # token it was made for, so the same token cannot make a second new key.
+    db.execute("ALTER TABLE sync_state ADD COLUMN continues TEXT")
+    db.execute("ALTER TABLE sync_state ADD COLUMN rotated_with TEXT")
+
+
 def applied(db: Database) -> list[str]:
     """Names of the migrations recorded in `db`, in the order they were applied."""
     if not db.table("_migrations").exists():

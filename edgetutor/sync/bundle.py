@@ -48,6 +48,11 @@ def _write(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
 
 
+def _continues(device_id: str | None) -> dict[str, str]:
+    # A new key enrolls as carrying on its old device's chain (client.new_key).
+    return {"continues": device_id} if device_id else {}
+
+
 def export(store: Store, out_dir: Path) -> ExportResult | None:
     """Write the bundle into `out_dir` (created if missing); None if there is nothing to carry
     (every result acknowledged and the device enrolled).
@@ -69,7 +74,7 @@ def export(store: Store, out_dir: Path) -> ExportResult | None:
         "device_id": key.device_id,
         "public_key": key.public_pem,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "enroll": {"token": token} if token is not None else None,
+        "enroll": None if token is None else {"token": token} | _continues(state.continues),
         "events": events,
     }
     sealed = protocol.seal_bundle(key.private, bundle)

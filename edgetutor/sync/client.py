@@ -45,7 +45,7 @@ from .. import paths
 from ..errors import EdgeTutorError, SyncError
 from ..packs.install import PackStore, unexpected
 from . import protocol
-from .device import device_dir
+from .device import device_dir, install_next_key, key_id_of, key_path, make_next_key
 from .seal import EventSealer, sealed_key
 
 if TYPE_CHECKING:
@@ -249,6 +249,44 @@ def idempotency_key(device_id: str, events: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
+def new_key(store: Store, token: str) -> tuple[str | None, str]:
+    """Give this device a new key for the token the coordinator issued with `hub rotate`.
+
+    The new key carries on this device's chain: it is enrolled (at the next sync, or with the
+    next USB bundle) as continuing the old device, and results the old key signed that the hub
+    has not acknowledged are sent vouched for by the new key. Works when the old key is lost or
+    corrupt too. Returns (old device id or None, new device id). Raises SyncError, with nothing
+    changed, for an empty token or one this device already made a new key for.
+    """
+    token = token.strip()
+    if not token:
+        raise SyncError("a new key needs the enrollment token from `hub rotate`: --token TOKEN")
+    marker = hashlib.sha256(token.encode("utf-8")).hexdigest()
+    folder = _key_dir(store)
+    with _sync_lock(folder):
+        state = store.sync_state()
+        if state.rotated_with == marker:
+            raise SyncError(
+                "this device already has a new key for that token: run `edgetutor sync` to enroll it"
+                " (or `edgetutor results export` for a USB stick)"
+            )
+        # No result signed yet: the identity to carry on, if any, is the key on disk.
+        old = state.device_id or key_id_of(key_path(folder))
+        key = make_next_key(folder)
+        # The database is bound to the new key before the key file changes: a stop between the
+        # two is finished by the next load_or_create (the key files, not the results, move).
+        store.update_sync_state(
+            device_id=key.device_id,
+            continues=old,
+            enrolled=0,
+            site=None,
+            enroll_token=token,
+            rotated_with=marker,
+        )
+        install_next_key(folder)
+    return old, key.device_id
+
+
 def sync(
     store: Store,
     hub_url: str | None = None,
@@ -372,13 +410,27 @@ class _Session:
             )
         return acked
 
+    def _batch(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """The request for `events`: those a replaced key of this device signed are vouched for."""
+        device_id = self.key.device_id
+        body: dict[str, Any] = {"device_id": device_id, "events": events}
+        vouch = {
+            e["event_id"]: protocol.vouch(self.key.private, e["hash"])
+            for e in events
+            if e["device_id"] != device_id
+        }
+        if vouch:
+            body["vouch"] = vouch
+        return body
+
     def run(
         self, *, enroll: bool, batch_size: int, on_progress: Callable[[int, int], None] | None
     ) -> SyncReport:
         store, device_id = self.store, self.key.device_id
         report = SyncReport(self.hub)
         if enroll:
-            token = store.sync_state().enroll_token
+            state = store.sync_state()
+            token = state.enroll_token
             if not token:
                 raise SyncError(
                     "this device is not enrolled with a hub: run `edgetutor sync --hub URL --token TOKEN`"
@@ -394,7 +446,8 @@ class _Session:
                     "public_key": self.key.public_pem,
                     "label": socket.gethostname(),
                     "proof": protocol.enroll_proof(self.key.private, token, device_id),
-                },
+                }
+                | ({"continues": state.continues} if state.continues else {}),
             )
             if reply.get("device_id") != device_id:
                 raise SyncError("the hub enrolled another device id than this device's")
@@ -421,7 +474,7 @@ class _Session:
                 f"results #{first}-#{last}",
                 "POST",
                 "/events",
-                {"device_id": device_id, "events": batch},
+                self._batch(batch),
                 headers={"Idempotency-Key": idempotency_key(device_id, batch)},
                 on_failure=functools.partial(store.note_send_failure, first, last),
             )

@@ -17,17 +17,32 @@ from .seal import EventSealer
     "--batch-size", default=200, show_default=True, type=click.IntRange(1, 5000), help="Results per request."
 )
 @click.option("--no-pull", is_flag=True, help="Do not download newer packs from the hub.")
-def sync_cmd(hub_url: str | None, token: str | None, batch_size: int, no_pull: bool) -> None:
+@click.option(
+    "--new-key",
+    is_flag=True,
+    help="Replace this device's key first (needs --token from the coordinator's `hub rotate`).",
+)
+def sync_cmd(hub_url: str | None, token: str | None, batch_size: int, no_pull: bool, new_key: bool) -> None:
     """Send finished results to the coordinator hub and install newer packs it publishes.
 
     The first time, give the hub address and the enrollment token from your coordinator; both
     are remembered. Results are marked sent only once the hub acknowledges them.
+
+    With --new-key (after the coordinator rotated this device's key, or when the key is lost),
+    a new key carries on this device's results: nothing already signed is signed again.
     """
     from ..store import open_db
     from ..textsafe import one_line
+    from .client import new_key as replace_key
     from .client import sync
 
+    if new_key and not token:
+        raise click.UsageError("--new-key needs --token TOKEN (from the coordinator's `hub rotate`)")
     with open_db(sealer=EventSealer()) as store:
+        if new_key:
+            assert token is not None
+            old, new = replace_key(store, token)
+            click.echo(f"New device key {new}" + (f" (carries on device {old})" if old else ""))
         report = sync(store, hub_url, token, batch_size=batch_size, pull=not no_pull)
     # What the hub sent (site names, pack ids, reasons) is printed without terminal escapes.
     if report.enrolled_now:

@@ -8,11 +8,17 @@ A database is bound to the key that signed its first result (`sync_state.device_
 is missing or different afterwards is an error, never a silent new identity, because the hub
 would see a second device with a chain starting again at #1 and the first device's results
 could no longer be extended.
+
+A new key is made only on purpose (`edgetutor sync --new-key`, after the coordinator's `hub
+rotate`): it is written beside the old one as `device.key.next`, the database is bound to it,
+then it takes the old one's place, which is kept as `retired-<device id>-<time>.key`. A process
+stopped between the last two steps leaves the swap to the next `load_or_create`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +34,7 @@ from ..packs.signing import key_id, load_private_key, public_pem
 
 KEY_NAME = "device.key"
 PUB_NAME = "device.pub"
+NEXT_NAME = "device.key.next"
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,53 @@ def _create(path: Path) -> None:
     fsync_dir(path.parent)
 
 
+def key_id_of(path: Path) -> str | None:
+    """The device id of the key at `path`; None if it is missing or unreadable."""
+    try:
+        return key_id(_read(path).public_key()) if path.exists() else None
+    except KeyFileError:
+        return None
+
+
+def make_next_key(folder: Path | None = None) -> DeviceKey:
+    """Write a new key as `device.key.next` (replacing one left by an unfinished change) and
+    return it; the current key is not touched. Raises KeyFileError if it cannot be written."""
+    path = key_path(folder).with_name(NEXT_NAME)
+    try:
+        path.unlink(missing_ok=True)
+        _create(path)
+    except OSError as err:
+        raise KeyFileError(f"cannot create a new device key in {path.parent}: {err.strerror or err}") from err
+    private = _read(path)
+    return DeviceKey(private, key_id(private.public_key()), path)
+
+
+def install_next_key(folder: Path | None = None) -> None:
+    """Put `device.key.next` in the place of `device.key`; the old key is kept beside it as
+    `retired-<device id>-<UTC time>.key` ("unreadable" for the id of a corrupt one)."""
+    path = key_path(folder)
+    following = path.with_name(NEXT_NAME)
+    if path.exists():
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        os.replace(path, path.with_name(f"retired-{key_id_of(path) or 'unreadable'}-{stamp}.key"))
+    os.replace(following, path)
+    fsync_dir(path.parent)
+
+
+def _finish_new_key(path: Path, expected: str | None) -> None:
+    """Complete a key change that stopped after the database was bound to the new key."""
+    following = path.with_name(NEXT_NAME)
+    if expected is None or not following.exists() or key_id_of(path) == expected:
+        return
+    if key_id_of(following) == expected:
+        try:
+            install_next_key(path.parent)
+        except OSError as err:
+            raise KeyFileError(
+                f"cannot put the new device key {following} in place: {err.strerror or err}"
+            ) from err
+
+
 def load_or_create(expected: str | None = None, folder: Path | None = None) -> DeviceKey:
     """The device key, created if there is none and no result has been signed yet.
 
@@ -87,6 +141,7 @@ def load_or_create(expected: str | None = None, folder: Path | None = None) -> D
     missing although results were signed with it, or not the key that signed them.
     """
     path = key_path(folder)
+    _finish_new_key(path, expected)
     if not path.exists():
         if expected is not None:
             raise KeyFileError(

@@ -21,14 +21,27 @@ Bundles (USB)
 `results export` writes one JSON file, `*.etres`::
 
     {"v": 1, "kind": "edgetutor-results", "device_id", "public_key": <PEM>, "created",
-     "enroll": {"token": ...} or null, "events": [...], "sig": over BUNDLE_DOMAIN + sha256(canonical(rest))}
+     "enroll": {"token": ..., "continues": <device id> (optional)} or null, "events": [...],
+     "sig": over BUNDLE_DOMAIN + sha256(canonical(rest))}
+
+The bundle signature is the sending device's word for every event in it, including events its
+replaced key signed (see "A new key" below).
+
+A new key
+---------
+A device whose key the coordinator rotated (`hub rotate`) makes a new key and keeps its chain:
+it enrolls with `"continues": <old device id>`, and the hub starts the new device at the old
+one's acknowledged seq and head. Events the old key signed but the hub never acknowledged are
+sent as they are (their hashes, and so the chain, unchanged), each with a *vouch*: the new key's
+signature over VOUCH_DOMAIN + its hash. The retired key alone can send nothing more.
 
 HTTP API (JSON; hub side in `edgetutor.hub`)
 --------------------------------------------
 - GET  /api/v1/ping -> {"hub": "edgetutor", "version": ...}: the cheap reachability probe.
-- POST /api/v1/enroll {"token", "device_id", "public_key", "label", "proof"} -> {"device_id",
-  "site", "acked_seq", "head"}; proof = sign(ENROLL_DOMAIN + token + "\\n" + device_id).
-- POST /api/v1/events, header Idempotency-Key, {"device_id", "events": [...]} ->
+- POST /api/v1/enroll {"token", "device_id", "public_key", "label", "proof", "continues" (optional)}
+  -> {"device_id", "site", "acked_seq", "head"}; proof = sign(ENROLL_DOMAIN + token + "\\n" + device_id).
+- POST /api/v1/events, header Idempotency-Key, {"device_id", "events": [...], "vouch": {event_id:
+  sig} (only for events a replaced key signed)} ->
   {"acked_seq", "head", "accepted", "replayed", "rejected": [{"event_id", "seq", "reason"}]}.
 - GET  /api/v1/devices/<device_id>/ack -> {"acked_seq", "head"}.
 - GET  /api/v1/packs -> {"packs": [{"pack_id", "version", "digest", "size", "url"}]};
@@ -56,6 +69,7 @@ API = "/api/v1"
 EVENT_DOMAIN = b"edgetutor-event-v1\n"
 BUNDLE_DOMAIN = b"edgetutor-bundle-v1\n"
 ENROLL_DOMAIN = b"edgetutor-enroll-v1\n"
+VOUCH_DOMAIN = b"edgetutor-vouch-v1\n"
 
 _EVENT_ID = re.compile(r"[0-9a-f]{32}")
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
@@ -187,6 +201,19 @@ def check_event(event: Any, public_key: Ed25519PublicKey | Verifier, body: bytes
     if not verify(sig, EVENT_DOMAIN + event["hash"].encode("ascii")):
         return "bad signature"
     return None
+
+
+def vouch(key: Ed25519PrivateKey, event_hash: str) -> str:
+    """The sending device's signature over an event a key it replaced signed."""
+    return _b64(key.sign(VOUCH_DOMAIN + event_hash.encode("ascii")))
+
+
+def check_vouch(public_key: Ed25519PublicKey | Verifier, event_hash: str, vouch: Any) -> bool:
+    sig = _unb64(vouch) if isinstance(vouch, str) and len(vouch) <= 200 else None
+    if sig is None:
+        return False
+    verify = public_key if isinstance(public_key, Verifier) else Verifier(public_key)
+    return verify(sig, VOUCH_DOMAIN + event_hash.encode("ascii"))
 
 
 def enroll_proof(key: Ed25519PrivateKey, token: str, device_id: str) -> str:
