@@ -232,12 +232,12 @@ class LoggedHub:
     """`edgetutor hub serve` on 127.0.0.1 with its log in a file (a pipe nobody reads would
     block a chatty hub), optionally under a memory limit."""
 
-    def __init__(self, db: Path, memory_mb: int | None = None) -> None:
+    def __init__(self, db: Path, memory_mb: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.db = db
         self.log_path = db.with_suffix(".log")
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgetutor", "hub", "serve", "--db", str(db), "--port", "0"],
+            [sys.executable, "-m", "edgetutor", "hub", "serve", "--db", str(db), "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,

@@ -666,7 +666,9 @@ def test_bundles_import_or_refuse_cleanly(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def api_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoggedHub, Device]]:
-    hub = LoggedHub(tmp_path_factory.mktemp("hub") / "hub.db", memory_mb=2048)
+    # Rate limits high enough that a fast run of hostile bodies reaches the parser, not a 429.
+    limits = ("--per-device", "100000/s:100000", "--per-address", "100000/s:100000")
+    hub = LoggedHub(tmp_path_factory.mktemp("hub") / "hub.db", memory_mb=2048, args=limits)
     device = Device()
     status, _ = post(hub.url, "/api/v1/enroll", json.dumps(device.enroll_body(issue_token(hub.db))).encode())
     assert status == 200
