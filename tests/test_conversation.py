@@ -313,6 +313,41 @@ def test_questions_as_trainees_say_them_reach_their_fact(case_id: str, said: str
     assert Encounter(case, None, encoder).act(said).matched == [fact], said
 
 
+@pytest.mark.parametrize(
+    ("case_id", "said", "fact"),
+    [
+        # Somebody else: the family, household and contacts answer, not the patient's own symptom.
+        ("diarrhoea-dehydration-child", "are any of the neighbours' children sick the same way?", "contacts"),
+        ("tb-pulmonary-adult", "has your wife got a cough as well?", "family-well"),
+        ("malaria-severe-child", "is anyone at home also having fever", "household"),
+        # Before this illness: past episodes and past history, not the symptom now.
+        ("diarrhoea-dehydration-child", "has she ever had this before?", "past-health"),
+        ("typhoid-fever-adult", "any sickness or operation in the past?", "past-history"),
+        # ... but "in the past two weeks" is recent, and "like other children" is about the patient.
+        ("malaria-uncomplicated-adult", "have you travelled in the past two weeks", "no-travel"),
+        ("malaria-severe-child", "does she talk and play like other children her age?", "development"),
+        # The same thing the other way round answers instead of a "No, ..." that contradicts it.
+        ("typhoid-fever-adult", "do you have a runny tummy?", "constipation"),
+        ("typhoid-fever-adult", "is this the first place you have come to for help?", "prior-meds"),
+    ],
+)
+def test_who_and_when_a_question_is_about_decide_its_answer(
+    case_id: str, said: str, fact: str, encoder
+) -> None:  # type: ignore[no-untyped-def]
+    case = load_case(DEMO_SRC / "cases" / f"{case_id}.yaml")
+    assert Encounter(case, None, encoder).act(said).matched == [fact], said
+
+
+def test_see_also_must_name_known_topics() -> None:
+    text = (ROOT / "edgetutor" / "cases" / "history_topics.yaml").read_text(encoding="utf-8")
+    broken = text.replace("see_also: [ros.constipation,", "see_also: [ros.no_such_topic,", 1)
+    assert broken != text
+    with pytest.raises(
+        TaxonomyError, match="ros.diarrhoea: see_also names an unknown topic 'ros.no_such_topic'"
+    ):
+        parse_taxonomy(broken)
+
+
 def test_a_wrong_check_is_answered_from_the_case_not_agreed_with(encoder) -> None:  # type: ignore[no-untyped-def]
     mi = load_case(DEMO_SRC / "cases" / "acute-mi-adult.yaml")
     reply = Encounter(mi, None, encoder).act("so it is a sharp pain?")

@@ -53,6 +53,10 @@ class Topic(_Strict):
     questions: list[Short] = Field(min_length=1)
     answerer: list[Literal["patient", "caregiver"]] = Field(min_length=1)
     default: Defaults
+    # Topics whose facts answer this one when the case has no fact of its own: the same thing
+    # the other way round (diarrhoea / constipation) or more narrowly (breathlessness / on
+    # exertion). Their facts are said instead of this topic's "No, ...", which would contradict them.
+    see_also: list[Annotated[str, StringConstraints(pattern=TOPIC_PATTERN, max_length=80)]] = []
 
 
 class TaxonomyFile(_Strict):
@@ -107,6 +111,10 @@ def parse_taxonomy(text: str, origin: str = TAXONOMY_FILE) -> Taxonomy:
                 raise TaxonomyError(
                     f"{origin}: {topic.id}: default.{variant}: unknown placeholder {sorted(bad)}"
                 )
+    for topic in parsed.topics:
+        unknown = [t for t in topic.see_also if t not in seen or t == topic.id]
+        if unknown:
+            raise TaxonomyError(f"{origin}: {topic.id}: see_also names an unknown topic {unknown[0]!r}")
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Taxonomy(parsed.version, tuple(parsed.topics), digest)
 

@@ -226,6 +226,9 @@ SYNONYMS: list[list[str]] = [
         "syrup",
     ],
     ["allergy", "allergies", "allergic", "reaction", "reactions"],
+    ["operation", "operations", "surgery", "surgeries", "operated", "operated on"],
+    ["admitted", "admission", "admissions", "hospitalised", "hospitalized", "stayed in hospital"],
+    ["transfusion", "transfusions", "blood transfusion", "given blood"],
     [
         "alcohol",
         "drink alcohol",

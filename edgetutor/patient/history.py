@@ -16,6 +16,7 @@ The model never speaks a default answer: it is authored text for a person withou
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,73 @@ MAIN_COMPLAINT_QUESTION = re.compile(
     r"|what (are|r) (your|the) (complaints|problems)|what (is|s) going on|reason for (your )?(visit|coming)"
     r"|how (are|r) (you|u) feeling( today)?\s*$|what happened( to (him|her|the (baby|child)|you))?( today)?\s*$)"
 )
+
+
+# A question about somebody else ("anyone else at home sick?", "are the kids coughing too?"):
+# answered from the family, household and contact topics, not with the patient's own symptom.
+OTHER_PEOPLE = re.compile(
+    r"\b(any ?one|any ?body|some ?one|some ?body|who|no ?one|nobody|people) else\b"
+    r"|\b(any ?one|any ?body|some ?one|some ?body|people|others|other (children|kids|people|ones|persons|members|family members))"
+    r"( \w+){0,2} (in|at|from|around|near) (the |your |ur |his |her )?"
+    r"(house|home|family|compound|household|village|school|neighbou?rhood|area|community|class|workplace)\b"
+    r"|\bany (other|of the|of your|of his|of her) (child|children|kids?|people|persons?|ones?|family|members?|siblings|"
+    r"brothers|sisters|neighbou?rs|students|classmates|workers|friends)\b"
+    r"|\b(other|the|your|ur|his|her) (other )?(kids|children|siblings|brothers?|sisters?|neighbou?rs|family members|"
+    r"husband|wife|spouse|partner|twin|classmates|friends|co ?workers|colleagues|people)\b"
+    r".*\b(too|also|as well|same|similar|sick|ill|unwell|well)\b"
+)
+# "... like other children her age": a comparison, about the patient.
+_NOT_ABOUT_ILLNESS = re.compile(
+    r"\b(smok\w*|cook\w*|drink\w* alcohol|beer|pay|money|bring|brought|give|gave|given)\b"
+)
+_PEOPLE_TOPICS = frozenset(
+    {
+        "env.sick_contacts",
+        "env.outbreak",
+        "env.tb_contact",
+        "soc.household",
+        "paed.siblings",
+        "soc.dependents",
+    }
+)
+
+
+def _about_people(topic_id: str) -> bool:
+    return topic_id.startswith("fam.") or topic_id in _PEOPLE_TOPICS
+
+
+# A question about the time before this illness ("has she had loose motions like this before?",
+# "any illness in the past?"): answered from past episodes and past history, not the symptom now.
+EARLIER = re.compile(
+    r"\b(like this|like that|the same|similar|this|that|it|such|these|those)( \w+){0,2} before\b"
+    r"|\b(happened|happen|had|been|come|came) (\w+ )?before\b|\bin the past\b(?! (few|couple|several|one|two|three|four|five|six|\d+|days?|weeks?|months?|year))|\bprevious (episodes?|attacks?|times?)\b"
+    r"|\b(is|was) (this|it) the first (time|episode)\b|\bfirst time\b.*\b(this|like this|ever)\b"
+)
+
+
+# "What happened before the diarrhoea started?" asks about the days just before this illness.
+_BEFORE_IT_STARTED = re.compile(
+    r"\bbefore (the|this|it|that|he|she|you|u|they|all)( \w+){0,3} (start\w*|began|begun|begin\w*|came|come)\b"
+)
+
+
+def _about_earlier(topic_id: str) -> bool:
+    return topic_id.startswith(("pmh.", "obs.", "med.")) or topic_id in (
+        "hpc.previous_episodes",
+        "hpc.treatment_tried",
+        "hpc.help_sought",
+    )
+
+
+def _frame(question: str) -> Callable[[str], bool] | None:
+    """Which topics may answer a question about somebody else or about before this illness
+    (None: any)."""
+    said = normalise(question)
+    if OTHER_PEOPLE.search(said) and not _NOT_ABOUT_ILLNESS.search(said):
+        return _about_people
+    if EARLIER.search(said) and not _BEFORE_IT_STARTED.search(said):
+        return _about_earlier
+    return None
 
 
 # Where a question in several parts divides ("or", "and", commas), and the opening a later part
@@ -138,7 +206,12 @@ def _restates(text: str, said: list[str]) -> bool:
     """Whether default `text` says again what one already said does ("he is passing urine like
     usual" after "he is passing urine the same as usual"): two neighbouring topics, one answer."""
     words = _words(text)
+    if said and words <= _HEDGES:
+        return True  # "No, not that I know of." after "No, I have not had any fever."
     return any(len(words & (other := _words(d))) >= 0.75 * min(len(words), len(other)) > 0 for d in said)
+
+
+_HEDGES = frozenset({"know", "sure", "think", "remember", "that", "this", "heard", "nothing"})
 
 
 def _merged(question: str, answers: list[HistoryAnswer]) -> HistoryAnswer:
@@ -226,18 +299,26 @@ class History:
         loss?") is answered part by part, each part as if asked alone, when every part finds an
         answer; otherwise as one question."""
         parts = [] if ice else question_parts(question)
+        frame = _frame(question)  # of the whole question: "is anyone at home also having fever"
         if len(parts) > 1:
-            answers = [self._answer_one(p) for p in parts]
+            answers = [self._answer_one(p, frame=frame) for p in parts]
             if all(a.facts or a.defaults for a in answers):
                 return _merged(question, answers)
-        return self._answer_one(question, ice)
+        return self._answer_one(question, ice, frame)
 
-    def _answer_one(self, question: str, ice: bool = False) -> HistoryAnswer:
+    def _answer_one(
+        self, question: str, ice: bool = False, frame: Callable[[str], bool] | None = None
+    ) -> HistoryAnswer:
         qvec = self.encoder.encode([question])[0] if self.encoder is not None else None
         fixed, fscored = self.facts.scored(question, qvec)
         tscored = [m for m in self.topics.match(question, qvec) if applies(self.case, m.topic)]
         if ice:
             return self._ice(question, fixed, fscored, tscored)
+        only: set[str] | None = None
+        if frame is not None:
+            tscored = [m for m in tscored if frame(m.topic.id)] or tscored
+            fscored = [m for m in fscored if any(frame(t) for t in m.fact.topics)]
+            only = {m.fact.id for m in fscored}
         out = HistoryAnswer(question, corrected=fixed)
         if MAIN_COMPLAINT_QUESTION.search(normalise(question)) and self.covered.get(MAIN_COMPLAINT):
             # "What brings you here today?": the presenting complaint, however it is worded.
@@ -278,7 +359,7 @@ class History:
                 )
             )
         ):
-            found = self.facts.search(question, qvec)
+            found = self.facts.search(question, qvec, only)
             out.route = "fact"
             out.facts = [m.fact for m in found.matches]
             out.withheld = [m.fact.id for m in found.withheld]
@@ -300,6 +381,14 @@ class History:
                         else:
                             out.facts.append(fact)
                 elif not tid.startswith("hpc.") or not out.facts:
+                    # Constipation asked about diarrhoea, exertional breathlessness asked about
+                    # breathlessness: the related fact answers, never a "No, ..." against it.
+                    related = [f for t in m.topic.see_also for f in self.facts_for(t) if f not in out.facts]
+                    said = [f for f in related if f.disclosure != Disclosure.direct_question]
+                    out.withheld += [f.id for f in related if f not in said and f.id not in out.withheld]
+                    if said:
+                        out.facts += [f for i, f in enumerate(said) if f not in said[:i]]
+                        continue
                     text = default_answer(self.case, m.topic)
                     if self._names_diagnosis(text):
                         # "No, I have not taken malaria medicine" in a malaria case: a default
@@ -319,7 +408,7 @@ class History:
                 out.defaults = [d for _, d in keep]
             return out
         if fact_ok and (not hybrid or best_f is not None and best_f.score >= FACT_ALONE):
-            found = self.facts.search(question, qvec)
+            found = self.facts.search(question, qvec, only)
             out.route = "fact"
             out.facts = [m.fact for m in found.matches]
             out.withheld = [m.fact.id for m in found.withheld]

@@ -311,18 +311,28 @@ class FactIndex:
     def none_threshold(self) -> float:
         return HYBRID_NONE if self.encoder is not None else NONE_THRESHOLD
 
-    def search(self, question: str, qvec: np.ndarray | None = None) -> Retrieval:
+    def search(
+        self, question: str, qvec: np.ndarray | None = None, only: set[str] | None = None
+    ) -> Retrieval:
+        """What the patient may say to `question`, among the facts whose ids are in `only` (all
+        when None)."""
         fixed, lexical = self.lexical(question)
+        if only is not None:
+            lexical = [
+                lx if f.id in only else (0.0, False) for f, lx in zip(self.case.facts, lexical, strict=True)
+            ]
         if self.encoder is None:
             return self._lexical_search(question, fixed, lexical)
         best, asked = self.semantic(question, qvec)
         scored = []
         for i, fact in enumerate(self.case.facts):
+            if only is not None and fact.id not in only:
+                continue
             lex, direct = lexical[i]
             score = best[i] + LEXICAL_WEIGHT * lex / (lex + LEXICAL_HALF)
             scored.append(Match(fact, score, direct or asked[i] >= DIRECT_SIMILARITY))
         scored.sort(key=lambda m: (-m.score, m.fact.id))
-        if scored[0].score < HYBRID_NONE:
+        if not scored or scored[0].score < HYBRID_NONE:
             return Retrieval(question, fixed, [], [])
         top = scored[0].score
         second = HYBRID_SECOND if _SEVERAL_PARTS.search(question.lower()) else HYBRID_SECOND_ONE_PART
