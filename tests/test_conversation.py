@@ -326,6 +326,9 @@ def test_questions_as_trainees_say_them_reach_their_fact(case_id: str, said: str
         # ... but "in the past two weeks" is recent, and "like other children" is about the patient.
         ("malaria-uncomplicated-adult", "have you travelled in the past two weeks", "no-travel"),
         ("malaria-severe-child", "does she talk and play like other children her age?", "development"),
+        # What was done for it: the treatment tried, not the symptom it was for.
+        ("malaria-uncomplicated-adult", "what have you taken at home for the fever", "paracetamol"),
+        ("diarrhoea-dehydration-child", "what did you give her for the loose stools?", "medication"),
         # The same thing the other way round answers instead of a "No, ..." that contradicts it.
         ("typhoid-fever-adult", "do you have a runny tummy?", "constipation"),
         ("typhoid-fever-adult", "is this the first place you have come to for help?", "prior-meds"),

@@ -114,12 +114,46 @@ def _about_earlier(topic_id: str) -> bool:
     )
 
 
+# What was done for it ("what have you taken at home for the fever?"): the treatment tried, not
+# the symptom it was taken for.
+TREATED = re.compile(
+    r"\b(taken|take|took|given|give|gave|used|use|tried|try|bought|buy|applied|apply|put)\b( \w+){0,5}"
+    r" for (the|this|that|his|her|your|ur|it|him|these|those)\b"
+)
+
+
+def _about_treatment(topic_id: str) -> bool:
+    return topic_id in _TREATMENT_TOPICS
+
+
+_TREATMENT_TOPICS = frozenset(
+    {
+        "hpc.treatment_tried",
+        "hpc.relieving",
+        "hpc.help_sought",
+        "env.healer",
+        "med.current",
+        "med.otc",
+        "med.traditional",
+        "med.recent_antibiotics",
+        "med.antimalarials",
+        "med.painkillers",
+        "med.injections",
+        "med.ors_zinc",
+        "med.supplements",
+        "med.steroids",
+    }
+)
+
+
 def _frame(question: str) -> Callable[[str], bool] | None:
     """Which topics may answer a question about somebody else or about before this illness
     (None: any)."""
     said = normalise(question)
     if OTHER_PEOPLE.search(said) and not _NOT_ABOUT_ILLNESS.search(said):
         return _about_people
+    if TREATED.search(said):
+        return _about_treatment
     if EARLIER.search(said) and not _BEFORE_IT_STARTED.search(said):
         return _about_earlier
     return None
