@@ -2,8 +2,9 @@
 
 EdgeTutor is tested on Linux (x86-64); Windows and macOS are meant to work but are untested.
 Calls that exist only on POSIX systems live here, each with the fallback used elsewhere, so the
-rest of the package imports and runs anywhere. File locks are not here: the `filelock` package
-already picks the right mechanism for each system (packs/install.py, sync/client.py).
+rest of the package imports and runs anywhere. File locks that wait politely are `filelock`'s
+(packs/install.py, sync/client.py); `locked()` here is the blocking lock on a file already open,
+for the hub's rate-limit tables, taken on every request.
 Reads of Linux's /proc and /sys files stay with the code that parses them; each already falls
 back when the file is absent.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -95,3 +97,27 @@ def fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(fd: int) -> Iterator[None]:
+    """Hold an exclusive lock on the open file `fd` against other processes for the block (the
+    caller excludes its own threads: a process's threads share the lock)."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+        try:
+            yield
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)

@@ -24,7 +24,7 @@ def test_bench_hub_runs_and_reports() -> None:
     assert result["batch_ms_p95"] >= result["batch_ms_median"] > 0 and result["db_bytes_per_event"] > 0
 
 
-# Two workers keep a bucket each (the limit is per worker process): half the rate each hits it.
+# Two workers spend the same buckets (the limit is the hub's): the rate is hit as with one.
 @pytest.mark.parametrize(
     ("engine", "workers", "rate"), [("sqlite", "1", "20/s:20"), ("postgresql", "2", "5/s:5")]
 )

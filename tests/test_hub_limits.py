@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +17,7 @@ from click.testing import CliRunner
 
 from edgetutor.cli import make_cli
 from edgetutor.hub.db import HubDB
-from edgetutor.hub.limits import Buckets, Rate, RateLimited
+from edgetutor.hub.limits import Buckets, Rate, RateLimited, SharedBuckets, create_table
 from edgetutor.sync import protocol
 from tests.hub_helpers import Device, Hub, enrolled, issue_token, rows
 
@@ -33,6 +36,95 @@ def test_a_bucket_refills_at_its_rate() -> None:
     assert Rate.parse("50/s:200") == Rate(50.0, 200)
     with pytest.raises(ValueError, match="a rate is written like 50/s:200"):
         Rate.parse("fast")
+
+
+def test_workers_sharing_a_table_share_each_bucket(tmp_path: Path) -> None:
+    table = tmp_path / "device.table"
+    create_table(table)
+    # two workers' views of one table: a token spent in one is gone in the other
+    one, two = SharedBuckets(Rate(2.0, 3), "device", table), SharedBuckets(Rate(2.0, 3), "device", table)
+    one.take("d1", now=100.0)
+    two.take("d1", now=100.0)
+    one.take("d1", now=100.0)
+    with pytest.raises(RateLimited) as err:
+        two.take("d1", now=100.0)
+    assert str(err.value) == "too many requests from this device (limit 2/s): retry in 0.5 s"
+    one.take("d2", now=100.0)  # another key has its own bucket
+    two.take("d1", now=100.5)  # half a second later: one token back, seen by every worker
+    with pytest.raises(RateLimited):
+        one.take("d1", now=100.5)
+    assert two.first_hit == 100.0 and one.first_hit == 100.5
+    one.close()
+    two.close()
+
+
+def test_a_full_shared_table_forgets_the_stalest_bucket_and_never_grows(tmp_path: Path) -> None:
+    table = tmp_path / "address.table"
+    create_table(table, slots=16)
+    size = table.stat().st_size
+    buckets = SharedBuckets(Rate(1.0, 1), "address", table)
+    for i in range(500):  # a flood of made-up addresses, each with its one token
+        buckets.take(f"10.0.{i // 256}.{i % 256}", now=1000.0 + i / 1000)
+    buckets.take("10.9.9.9", now=1001.0)
+    with pytest.raises(RateLimited):  # its bucket was kept while the table was full
+        buckets.take("10.9.9.9", now=1001.0)
+    buckets.close()
+    assert table.stat().st_size == size
+
+
+TAKE_FIVE = """
+import sys
+from pathlib import Path
+from edgetutor.hub.limits import Rate, RateLimited, SharedBuckets
+buckets = SharedBuckets(Rate(0.001, 5), "address", Path(sys.argv[1]))
+sys.stdin.readline()  # both processes start taking together
+taken = 0
+for _ in range(5):
+    try:
+        buckets.take("10.0.0.1")
+        taken += 1
+    except RateLimited:
+        pass
+print(taken)
+"""
+
+
+def test_two_worker_processes_spend_one_bucket(tmp_path: Path) -> None:
+    table = tmp_path / "address.table"
+    create_table(table)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", TAKE_FIVE, str(table)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [w.communicate("go\n", timeout=60)[0] for w in workers]
+    # 5 tokens for the address in all: each process alone would have taken 5
+    assert sum(int(out) for out in outputs) == 5, outputs
+
+
+def test_a_hub_with_workers_limits_from_tables_it_removes_when_it_stops(tmp_path: Path) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("edgetutor-hub-limits-*"))
+    # 4 requests per address in all (refilled once in 100 s). The kernel may hand every
+    # connection to one worker; the test above shows two processes spending one bucket.
+    hub = Hub(tmp_path / "hub.db", workers=2, args=("--per-address", "0.01/s:4"))
+    try:
+        tables = set(Path(tempfile.gettempdir()).glob("edgetutor-hub-limits-*")) - before
+        assert len(tables) == 1
+        statuses = []
+        for _ in range(12):
+            try:
+                with urllib.request.urlopen(f"{hub.url}{protocol.API}/packs", timeout=30) as resp:
+                    statuses.append(resp.status)
+            except urllib.error.HTTPError as err:
+                statuses.append(err.code)
+    finally:
+        log = hub.stop()
+    assert statuses.count(200) == 4 and statuses.count(429) == 8, (statuses, log)
+    assert not any(t.exists() for t in tables)
 
 
 def test_an_expired_enrolment_token_is_refused_and_enrols_nothing(tmp_path: Path) -> None:

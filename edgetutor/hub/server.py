@@ -10,8 +10,10 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -53,7 +55,15 @@ from .accounts import Scope as Sites
 from .catalogue import catalogue, pack_file
 from .db import HubDB
 from .ingest import enroll, idempotency_hash, ingest, parse_json
-from .limits import IDEMPOTENCY_DAYS, PRUNE_EVERY_S, Buckets, Rate, RateLimited
+from .limits import (
+    IDEMPOTENCY_DAYS,
+    PRUNE_EVERY_S,
+    Buckets,
+    Rate,
+    RateLimited,
+    SharedBuckets,
+    create_table,
+)
 from .report import Filters
 
 # Per client address and per device (docs/hub.md; `hub serve --per-address/--per-device`).
@@ -194,6 +204,7 @@ def make_app(
     dashboard_anywhere: bool = False,
     per_address: Rate = DEFAULT_PER_ADDRESS,
     per_device: Rate = DEFAULT_PER_DEVICE,
+    shared_limits: Path | None = None,
 ) -> Starlette:
     """The hub application over an open database (the CLI and the tests both build it here).
 
@@ -201,11 +212,20 @@ def make_app(
     accounts (accounts.py) they need a signed-in person, from any address, and show that person's
     scope. On a hub with none they answer only clients on this machine unless
     `dashboard_anywhere`. Devices' endpoints answer everyone: what they accept is signed.
+    `shared_limits` is the folder of the rate-limit tables every worker shares (`serve`).
     """
 
-    by_address = Buckets(per_address, "address")
-    by_device = Buckets(per_device, "device")
-    sign_ins = Buckets(SIGN_IN_RATE, "address")
+    by_address: Buckets | SharedBuckets
+    by_device: Buckets | SharedBuckets
+    sign_ins: Buckets | SharedBuckets
+    if shared_limits is None:
+        by_address = Buckets(per_address, "address")
+        by_device = Buckets(per_device, "device")
+        sign_ins = Buckets(SIGN_IN_RATE, "address")
+    else:
+        by_address = SharedBuckets(per_address, "address", shared_limits / "address.table")
+        by_device = SharedBuckets(per_device, "device", shared_limits / "device.table")
+        sign_ins = SharedBuckets(SIGN_IN_RATE, "address", shared_limits / "sign-in.table")
     pruned = [0.0]  # when idempotency records were last pruned (monotonic seconds)
     ingest_slots = anyio.CapacityLimiter(INGEST_THREADS)
 
@@ -530,6 +550,8 @@ def make_app(
 WORKER_DB_ENV = "EDGETUTOR_HUB_WORKER_DB"
 WORKER_ANYWHERE_ENV = "EDGETUTOR_HUB_WORKER_ANYWHERE"
 WORKER_RATES_ENV = "EDGETUTOR_HUB_WORKER_RATES"
+WORKER_LIMITS_ENV = "EDGETUTOR_HUB_WORKER_LIMITS"
+LIMIT_TABLES = ("address.table", "device.table", "sign-in.table")
 
 
 def worker_app() -> Starlette:
@@ -542,8 +564,15 @@ def worker_app() -> Starlette:
         if len(rates) == 2
         else (DEFAULT_PER_ADDRESS, DEFAULT_PER_DEVICE)
     )
-    # each worker keeps its own buckets: the limits are per worker process (docs/hub.md)
-    return make_app(db, os.environ.get(WORKER_ANYWHERE_ENV) == "1", per_address, per_device)
+    # the workers share one set of rate-limit tables: a limit is the hub's (docs/hub.md)
+    shared = os.environ.get(WORKER_LIMITS_ENV)
+    return make_app(
+        db,
+        os.environ.get(WORKER_ANYWHERE_ENV) == "1",
+        per_address,
+        per_device,
+        Path(shared) if shared else None,
+    )
 
 
 def serve(
@@ -589,6 +618,10 @@ def serve(
         os.environ[WORKER_RATES_ENV] = (
             f"{per_address.per_second}/s:{per_address.burst} {per_device.per_second}/s:{per_device.burst}"
         )
+        tables = Path(tempfile.mkdtemp(prefix="edgetutor-hub-limits-"))
+        for name in LIMIT_TABLES:
+            create_table(tables / name)
+        os.environ[WORKER_LIMITS_ENV] = str(tables)
         app = "edgetutor.hub.server:worker_app"
     suffix = f", {workers} workers" if workers > 1 else ""
     print(f"EdgeTutor hub listening on http://{shown}:{real_port} (db {where}{suffix})", flush=True)
@@ -618,4 +651,6 @@ def serve(
             supervisor.run()
     finally:
         db.close()
+        if workers > 1:
+            shutil.rmtree(os.environ.pop(WORKER_LIMITS_ENV), ignore_errors=True)
         sys.stdout.flush()
