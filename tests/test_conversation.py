@@ -341,6 +341,44 @@ def test_who_and_when_a_question_is_about_decide_its_answer(
     assert Encounter(case, None, encoder).act(said).matched == [fact], said
 
 
+def test_teach_back_says_back_what_the_trainee_told_and_nothing_else(encoder) -> None:  # type: ignore[no-untyped-def]
+    child = load_case(DEMO_SRC / "cases" / "diarrhoea-dehydration-child.yaml")
+    enc = Encounter(child, None, encoder)
+    # asked before anything was told, the caregiver says so rather than inventing a method
+    assert (
+        enc.act("show me how you will prepare the ORS").text
+        == "You have not told me yet what I should do for her."
+    )
+    enc.act("Mix one packet of ORS in one litre of clean water and give her sips after every loose stool.")
+    enc.act("I will also give you zinc tablets, one a day for ten days.")
+    for ask in ("can you tell me back what you will do at home?", "how will you give the ORS?"):
+        reply = enc.act(ask)
+        assert reply.text == (
+            "Let me say it back: mix one packet of ORS in one litre of clean water and give her sips after"
+            " every loose stool. You will also give me zinc tablets, one a day for ten days."
+        ), ask
+        assert reply.matched == [] and "check_understanding" in (reply.guard or {})["acts"]
+    # "do you have any questions?" is not a teach-back
+    assert enc.act("do you have any questions?").text == "Yes, I understand. I have no more questions."
+
+
+def test_said_back_turns_i_and_you_round() -> None:
+    from edgetutor.patient.acts import said_back
+
+    assert (
+        said_back("I will give you tablets to take twice a day")
+        == "you will give me tablets to take twice a day."
+    )
+    assert said_back("You are going to take one tablet, and I am going to see you next week.") == (
+        "I am going to take one tablet, and you are going to see me next week."
+    )
+    assert (
+        said_back("Bring him back if you see blood in the stool")
+        == "bring him back if I see blood in the stool."
+    )
+    assert said_back("We will admit you and your baby") == "you will admit me and my baby."
+
+
 def test_see_also_must_name_known_topics() -> None:
     text = (ROOT / "edgetutor" / "cases" / "history_topics.yaml").read_text(encoding="utf-8")
     broken = text.replace("see_also: [ros.constipation,", "see_also: [ros.no_such_topic,", 1)

@@ -415,7 +415,7 @@ def _greet_back(utterance: str) -> str:
     return "Hello, doctor"
 
 
-def fill(template: str, case: Case, utterance: str = "") -> str:
+def fill(template: str, case: Case, utterance: str = "", **extra: str) -> str:
     """A reply template filled from the case (see acts.yaml for the placeholders)."""
     p = case.patient
     female = p.sex == Sex.female
@@ -432,17 +432,70 @@ def fill(template: str, case: Case, utterance: str = "") -> str:
         "He": "She" if female else "He",
         "His": "Her" if female else "His",
         "greet_back": _greet_back(utterance),
-    }
+    } | extra
     text = template.format(**values)
     return text[0].upper() + text[1:] if text else text
 
 
-def reply_for(act: str, case: Case, utterance: str = "") -> str:
-    """The authored reply to a social act in this case's voice."""
+def reply_for(act: str, case: Case, utterance: str = "", **extra: str) -> str:
+    """The authored reply to a social act in this case's voice (`extra`: more placeholders)."""
     r = rules()
     who = "caregiver" if case.patient.informant is not None else "patient"
     key = act
     if act == "greeting" and re.search(r"\bhow (are|r|is|s) (you|u|ya|it)\b", normalise(utterance)):
         key = "greeting_how"
     voices = r.replies.get(key) or r.replies["backchannel"]
-    return fill(voices[who], case, utterance)
+    return fill(voices[who], case, utterance, **extra)
+
+
+# "Tell me back what you will do", "show me how you will mix the ORS", "in your own words": the
+# trainee asks the patient to say back what they were told (teach-back).
+TEACH_BACK = re.compile(
+    r"\b(tell|say|explain|repeat|show) (me |it |that |this |everything |all )*(back|again)\b"
+    r"|\bin (your|ur) (own )?words\b"
+    r"|\b(tell|show|explain to) me how (you|u) (will|would|are going to|re going to|ll|are gonna)\b"
+    r"|\b(tell|show) me what (you|u) (will|would|are going to|re going to|ll) (do|give|take)\b"
+    r"|\bhow (will|would) (you|u) (give|take|mix|prepare|make|use|do|know)\b"
+    r"|\bwhat (will|would) (you|u) do (at home|when|if|now|next)\b"
+)
+
+_TURNED = {
+    "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself",
+    "we": "you", "us": "you", "our": "your", "ours": "yours",
+    "your": "my", "yours": "mine", "yourself": "myself", "ur": "my", "u": "you",
+    "i'm": "you're", "i'll": "you'll", "i've": "you've", "we'll": "you'll", "we're": "you're",
+    "you're": "I'm", "you'll": "I'll", "you've": "I've",
+}  # fmt: skip
+# "you" is "me" after a preposition or a verb that acts on someone ("I will give you", "see
+# you"), else "I" ("you will take", "if you see blood").
+_OBJECT_AFTER = frozenset(
+    "to for with at about from by on of give gave tell told show showed see help admit refer send "
+    "call check examine meet visit let ask remind teach treat bring take keep want".split()
+)
+
+
+def said_back(text: str) -> str:
+    """The trainee's words as the patient says them back: I and you, my and your turned round
+    ("I will give you tablets" -> "you will give me tablets"). Nothing else is changed."""
+    words = text.strip().rstrip(".!?").split()
+    out: list[str] = []
+    for i, word in enumerate(words):
+        core = word.strip(",;:.!?")
+        tail = word[len(core) :] if word.startswith(core) else ""
+        low = core.lower()
+        nxt = words[i + 1].strip(",;:.!?").lower() if i + 1 < len(words) else ""
+        prev = words[i - 1].strip(",;:.!?").lower() if i > 0 else ""
+        if low == "you":
+            turned = "me" if prev in _OBJECT_AFTER or prev.endswith("ing") else "I"
+            if turned == "I" and nxt in ("are", "were"):
+                words[i + 1] = ("am" if nxt == "are" else "was") + words[i + 1][len(nxt) :]
+        elif low in _TURNED:
+            turned = _TURNED[low]
+            if low == "i" and nxt in ("am", "was"):
+                words[i + 1] = ("are" if nxt == "am" else "were") + words[i + 1][len(nxt) :]
+        else:
+            out.append(word)
+            continue
+        out.append(turned + tail)
+    said = " ".join(out)
+    return said[:1].lower() + said[1:] + "." if said and not said.startswith("I ") else said + "."

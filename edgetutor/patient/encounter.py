@@ -31,7 +31,7 @@ from ..cases.codes import EXAM_CODES, TEST_CODES
 from ..cases.schema import Case, Disclosure, Fact, Finding, Investigation
 from ..errors import EdgeTutorError
 from ..language.lexicon import edit_distance, normalise
-from .acts import HISTORY, IDENTITY, classify, expand_texting, reply_for, rules
+from .acts import HISTORY, IDENTITY, TEACH_BACK, classify, expand_texting, reply_for, rules, said_back
 from .embed import Embedder
 from .guard import Guard
 from .guard import words as guard_words
@@ -299,6 +299,8 @@ class Encounter:
             return self._identity(main, text, dialogue, t0)
         if main == "open_invitation":
             return self._invitation(text, dialogue, t0)
+        if {"check_understanding", "instruction"} & set(turn.acts) and TEACH_BACK.search(normalise(text)):
+            return self._teach_back(text, dialogue, t0)
         if main not in (HISTORY, "ice"):
             return self._social(main, text, dialogue, t0)
         question = expand_texting(turn.question or text)
@@ -353,6 +355,42 @@ class Encounter:
         if act not in ("greeting", "closing") and "greeting" in dialogue["acts"]:
             answer = f"{reply_for('greeting', self.case, text)} {answer}"
         return Reply("question", text, answer, "authored", [], guard, timings)
+
+    def _teach_back(self, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
+        """'Tell me back what you will do': the last few things the trainee told the patient to
+        do, in their words with I and you turned round; or that nothing was told yet."""
+        timings: dict[str, float | int] = {"retrieval_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        told = self._told_plan()[-3:]
+        guard = {"decision": "none", "reasons": ["teach-back"], "said_back": len(told)} | dialogue
+        if not told:
+            return Reply(
+                "question",
+                text,
+                reply_for("teach_back_nothing", self.case, text),
+                "authored",
+                [],
+                guard,
+                timings,
+            )
+        parts = [said_back(t) for t in told]
+        said = " ".join([parts[0], *(p[:1].upper() + p[1:] for p in parts[1:])])
+        return Reply(
+            "question",
+            text,
+            reply_for("teach_back", self.case, text, said=said),
+            "authored",
+            [],
+            guard,
+            timings,
+        )
+
+    def _told_plan(self) -> list[str]:
+        """What the trainee has told the patient to do, in order (their plan explanations)."""
+        return [
+            t.utterance
+            for t in self.turns
+            if t.kind == "question" and "plan_explanation" in ((t.guard or {}).get("acts") or [])
+        ]
 
     def _identity(self, act: str, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
         """Name, age, home, work: the case's fact on that topic if it has one, else its patient data."""
