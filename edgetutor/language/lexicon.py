@@ -227,6 +227,7 @@ SYNONYMS: list[list[str]] = [
     ],
     ["allergy", "allergies", "allergic", "reaction", "reactions"],
     ["operation", "operations", "surgery", "surgeries", "operated", "operated on"],
+    ["tourniquet", "tourniquets", "tight band", "tied", "tie", "tying", "ligature", "band on"],
     ["admitted", "admission", "admissions", "hospitalised", "hospitalized", "stayed in hospital"],
     ["transfusion", "transfusions", "blood transfusion", "given blood"],
     [

@@ -385,6 +385,9 @@ class History:
                 not hybrid
                 or not cands
                 or best_f.score >= best_t.score + margin
+                # The question names the fact's own keyword ("a tight band" for a tourniquet fact):
+                # it wins over a topic it merely outscores.
+                or (best_f.direct and best_f.score >= best_t.score)
                 or set(best_f.fact.topics) & set(cand_ids)
                 or (
                     set(best_f.fact.topics) & near
