@@ -379,6 +379,20 @@ def test_said_back_turns_i_and_you_round() -> None:
     assert said_back("We will admit you and your baby") == "you will admit me and my baby."
 
 
+def test_every_part_of_a_turn_is_answered_name_age_and_the_question(encoder) -> None:  # type: ignore[no-untyped-def]
+    child = load_case(DEMO_SRC / "cases" / "pneumonia-child-imci.yaml")
+    reply = Encounter(child, None, encoder).act("hello, what is the child's name and how old is he?")
+    assert reply.text == (
+        "Hello, doctor. His name is Brian Okello. I am Samuel Okello, his father. He is 1 year and 6 months old."
+    )
+    bite = load_case(DEMO_SRC / "cases" / "snakebite-adult.yaml")
+    reply = Encounter(bite, None, encoder).act("I'm Dr Phiri. What is your name, and what happened?")
+    assert reply.text.startswith("My name is Chebet Jerop. A snake bit me") and reply.matched == ["bite"]
+    # "what is the problem with the baby" asks for the presenting complaint, however it is worded
+    for said in ("what is the problem with the baby?", "what's the matter with him today?"):
+        assert Encounter(child, None, encoder).act(said).matched == ["cough"], said
+
+
 def test_see_also_must_name_known_topics() -> None:
     text = (ROOT / "edgetutor" / "cases" / "history_topics.yaml").read_text(encoding="utf-8")
     broken = text.replace("see_also: [ros.constipation,", "see_also: [ros.no_such_topic,", 1)

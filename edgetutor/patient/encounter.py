@@ -296,7 +296,7 @@ class Encounter:
         if "plan_explanation" in turn.acts:
             dialogue["plain"] = turn.plain
         if main in IDENTITY:
-            return self._identity(main, text, dialogue, t0)
+            return self._identity(turn.acts, text, dialogue, t0)
         if main == "open_invitation":
             return self._invitation(text, dialogue, t0)
         if {"check_understanding", "instruction"} & set(turn.acts) and TEACH_BACK.search(normalise(text)):
@@ -314,13 +314,22 @@ class Encounter:
                 "question", text, reply_for("off_topic", self.case, text), "authored", [], guard, timings
             )
         prefix = reply_for("greeting", self.case, text) + " " if "greeting" in turn.acts else ""
+        # "What's your name, and what happened?": the name first, then the history answer.
+        named, named_ids = self._identity_parts(turn.acts)
+        prefix += "".join(f"{part} " for part in named)
         facts = answer.facts
         self.told.update(f.id for f in facts)
-        ids = [f.id for f in facts]
+        ids = [*named_ids, *(f.id for f in facts if f.id not in named_ids)]
         if not facts and not answer.defaults:
             guard = {"decision": "none", "reasons": ["no fact answers this"]} | dialogue
             return Reply(
-                "question", text, prefix + self.case.patient.unknown_answer, "authored", [], guard, timings
+                "question",
+                text,
+                prefix + self.case.patient.unknown_answer,
+                "authored",
+                named_ids,
+                guard,
+                timings,
             )
         authored = " ".join([*(f.answer for f in facts), *answer.defaults])
         if answer.defaults or self.backend is None:
@@ -392,19 +401,35 @@ class Encounter:
             if t.kind == "question" and "plan_explanation" in ((t.guard or {}).get("acts") or [])
         ]
 
-    def _identity(self, act: str, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
-        """Name, age, home, work: the case's fact on that topic if it has one, else its patient data."""
-        topic = IDENTITY_TOPICS.get(act)
-        facts = self.history.facts_for(topic) if topic else []
+    def _identity_parts(self, acts: list[str]) -> tuple[list[str], list[str]]:
+        """The answers to every identity question in a turn ("your name, and how old are you?"),
+        in order, and the ids of the case's facts among them: a case's fact on the topic if it
+        has one (work, home), else its patient data."""
+        parts: list[str] = []
+        ids: list[str] = []
+        for act in dict.fromkeys(a for a in acts if a in IDENTITY):
+            topic = IDENTITY_TOPICS.get(act)
+            facts = [f for f in self.history.facts_for(topic) if f.id not in ids] if topic else []
+            if facts:
+                self.told.update(f.id for f in facts)
+                ids += [f.id for f in facts]
+                parts += [f.answer for f in facts]
+            else:
+                parts.append(reply_for(act, self.case))
+        return list(dict.fromkeys(parts)), ids
+
+    def _identity(self, acts: list[str], text: str, dialogue: dict[str, Any], t0: float) -> Reply:
+        """Name, age, home, work (every one the turn asks): see `_identity_parts`."""
         timings: dict[str, float | int] = {"retrieval_ms": round((time.perf_counter() - t0) * 1000, 2)}
-        if facts:
-            self.told.update(f.id for f in facts)
-            dialogue["topics"] = [topic]
+        parts, ids = self._identity_parts(acts)
+        if "greeting" in acts:
+            parts.insert(0, reply_for("greeting", self.case, text))
+        if ids:
+            dialogue["topics"] = [t for a in acts if (t := IDENTITY_TOPICS.get(a))]
             guard = {"decision": "no-model", "reasons": ["identity from the case's fact"]} | dialogue
-            answer = " ".join(f.answer for f in facts)
-            return Reply("question", text, answer, "authored", [f.id for f in facts], guard, timings)
-        guard = {"decision": "none", "reasons": [f"dialogue act: {act}"]} | dialogue
-        return Reply("question", text, reply_for(act, self.case, text), "authored", [], guard, timings)
+        else:
+            guard = {"decision": "none", "reasons": [f"dialogue act: {dialogue['act']}"]} | dialogue
+        return Reply("question", text, " ".join(parts), "authored", ids, guard, timings)
 
     def _invitation(self, text: str, dialogue: dict[str, Any], t0: float) -> Reply:
         """'Tell me more', 'anything else?': the next volunteered fact not yet told, else 'that's

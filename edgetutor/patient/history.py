@@ -48,7 +48,8 @@ LEX_FACT_MARGIN = 1.0
 # Opening questions that ask for the presenting complaint in any words.
 MAIN_COMPLAINT_QUESTION = re.compile(
     r"\b(what('s| is| has)? (brings|brought|bringing|made) (you|u|him|her|the (baby|child|boy|girl)|your \w+)( here| in| to (the )?(clinic|hospital|us))?( today)?"
-    r"|what (is|s|seems to be) (the|your) (problem|matter|trouble|complaint|main problem)( today)?\s*$"
+    r"|(what|whats)( is|'s| s|s| seems to be)? (the|your) (problem|matter|trouble|complaint|main problem)"
+    r"( with (you|u|him|her|the (baby|child|boy|girl|patient)|your \w+|ur \w+))?( today)?\s*$"
     r"|what (problem|complaint|illness|sickness|trouble) (has brought|brings|brought|is bringing)"
     r"|how can (i|we) help( you)?( today)?\s*$|what can (i|we) do for (you|u)"
     r"|what (is|s) wrong( with (you|him|her|the (baby|child)))?( today)?\s*$|why (have|did) (you|u) come"
