@@ -393,6 +393,19 @@ def test_every_part_of_a_turn_is_answered_name_age_and_the_question(encoder) -> 
         assert Encounter(child, None, encoder).act(said).matched == ["cough"], said
 
 
+@pytest.mark.parametrize(
+    ("said", "fact"),
+    [
+        ("any1 else sick in ur school or hostel", "others-sick"),
+        ("hav u had the meningitis vaccine", "vaccination"),
+        ("did u take anythin for the pain", "medicines"),
+    ],
+)
+def test_text_message_spellings_are_read_as_words(said: str, fact: str, encoder) -> None:  # type: ignore[no-untyped-def]
+    case = load_case(DEMO_SRC / "cases" / "meningitis-bacterial-adult.yaml")
+    assert Encounter(case, None, encoder).act(said).matched == [fact], said
+
+
 def test_see_also_must_name_known_topics() -> None:
     text = (ROOT / "edgetutor" / "cases" / "history_topics.yaml").read_text(encoding="utf-8")
     broken = text.replace("see_also: [ros.constipation,", "see_also: [ros.no_such_topic,", 1)

@@ -136,6 +136,14 @@ _TEXTING = {
     "wht": "what", "hw": "how", "dnt": "don't", "dont": "don't", "didnt": "didn't", "cant": "can't",
     "im": "i'm", "ive": "i've", "youre": "you're", "thx": "thanks", "abt": "about", "wen": "when",
     "yr": "your", "ya": "you", "b4": "before", "2day": "today", "nw": "now",
+    "hav": "have", "hv": "have", "av": "have", "hw's": "how's", "hws": "how's", "wats": "what's",
+    "whats": "what's", "wer": "were", "wr": "where", "wher": "where", "y": "why", "coz": "because",
+    "cuz": "because", "bcoz": "because", "bcos": "because", "any1": "anyone", "some1": "someone",
+    "no1": "no one", "every1": "everyone", "ne1": "anyone", "n": "and",
+    "thru": "through", "tmrw": "tomorrow", "tmr": "tomorrow", "ystd": "yesterday", "msg": "message",
+    "dat": "that", "dis": "this", "da": "the", "de": "the", "wit": "with", "wid": "with", "frm": "from",
+    "gud": "good", "gd": "good", "hapnd": "happened", "hapened": "happened", "sumthing": "something",
+    "smthng": "something", "nethin": "anything", "anythin": "anything", "alot": "a lot",
 }  # fmt: skip
 
 
