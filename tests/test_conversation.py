@@ -406,6 +406,24 @@ def test_text_message_spellings_are_read_as_words(said: str, fact: str, encoder)
     assert Encounter(case, None, encoder).act(said).matched == [fact], said
 
 
+def test_a_default_is_about_whom_the_question_asks_and_says_nothing_twice(encoder) -> None:  # type: ignore[no-untyped-def]
+    child = load_case(DEMO_SRC / "cases" / "sickle-cell-crisis-child.yaml")
+    said = {
+        q: Encounter(child, None, encoder).act(q).text
+        for q in (
+            "has she had a stroke or weakness of one side",
+            "does diabetes run in the family?",
+            "does she drink enough water",
+        )
+    }
+    assert "family" not in said["has she had a stroke or weakness of one side"], said
+    assert (
+        "family" in said["does diabetes run in the family?"]
+        and "told me I have" not in said["does diabetes run in the family?"]
+    ), said
+    assert "how to answer" not in said["does she drink enough water"], said
+
+
 def test_see_also_must_name_known_topics() -> None:
     text = (ROOT / "edgetutor" / "cases" / "history_topics.yaml").read_text(encoding="utf-8")
     broken = text.replace("see_also: [ros.constipation,", "see_also: [ros.no_such_topic,", 1)

@@ -246,7 +246,26 @@ def _restates(text: str, said: list[str]) -> bool:
     return any(len(words & (other := _words(d))) >= 0.75 * min(len(words), len(other)) > 0 for d in said)
 
 
-_HEDGES = frozenset({"know", "sure", "think", "remember", "that", "this", "heard", "nothing"})
+_HEDGES = frozenset(
+    {"know", "sure", "think", "remember", "that", "this", "heard", "nothing", "answer", "question", "mean"}
+)
+
+# Family topics answer a question about the family; the patient's own topics, one about the patient.
+_FAMILY_WORDS = re.compile(
+    r"\b(family|families|relatives?|relations|parents|siblings|brothers|sisters|grand(mother|father|parents?|ma|pa)s?"
+    r"|uncles?|aunts?|aunties|cousins?|runs? in|hereditary|inherited|genetic"
+    r"|(your|ur|his|her) (mother|father|mum|mom|dad|brother|sister|parents?))\b"
+)
+
+
+def _by_whom(cands: list[Any], question: str) -> list[Any]:
+    """The candidate topics about whom the question asks: the family's (fam.*) when it names the
+    family, else the patient's, when both kinds are among them."""
+    family = [m for m in cands if m.topic.id.startswith("fam.")]
+    own = [m for m in cands if not m.topic.id.startswith("fam.")]
+    if not family or not own:
+        return cands
+    return family if _FAMILY_WORDS.search(normalise(question)) else own
 
 
 def _merged(question: str, answers: list[HistoryAnswer]) -> HistoryAnswer:
@@ -366,6 +385,7 @@ class History:
         best_t = tscored[0]
         second = TOPIC_SECOND if hybrid else LEX_TOPIC_SECOND * best_t.score
         cands = [m for m in tscored[:MAX_TOPICS] if m.score >= t_min and m.score >= best_t.score - second]
+        cands = _by_whom(cands, question)
         cand_ids = [m.topic.id for m in cands]
         best_f = fscored[0] if fscored else None
         fact_ok = best_f is not None and best_f.score >= self.facts.none_threshold
