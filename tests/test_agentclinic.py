@@ -182,6 +182,25 @@ def test_a_child_is_spoken_for_by_a_parent(imported: tuple[Path, ImportReport, l
 
 
 @pytest.mark.slow
+def test_an_imported_childs_signs_are_told_not_denied(
+    imported: tuple[Path, ImportReport, list[Case]],
+) -> None:
+    from edgetutor.patient.embed import load_encoder
+    from edgetutor.patient.encounter import Encounter
+
+    _, _, cases = imported
+    case = _case(cases, 3)  # "fussy", "distended abdomen": tagged so that questions on them find them
+    encoder = load_encoder()
+    for said, fact in (
+        ("is his tummy swollen?", "hpi-distended-abdomen"),
+        ("how long has he been fussy?", "hpi-fussy"),
+        ("does he cry a lot?", "hpi-fussy"),
+    ):
+        reply = Encounter(case, None, encoder).act(said)
+        assert reply.matched == [fact] and not reply.text.startswith("No"), (said, reply.text)
+
+
+@pytest.mark.slow
 def test_prose_vitals_go_to_the_note_and_are_reported(
     imported: tuple[Path, ImportReport, list[Case]],
 ) -> None:
