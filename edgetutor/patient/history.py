@@ -108,7 +108,7 @@ _BEFORE_IT_STARTED = re.compile(
 
 
 def _about_earlier(topic_id: str) -> bool:
-    return topic_id.startswith(("pmh.", "obs.", "med.")) or topic_id in (
+    return topic_id.startswith(("pmh.", "obs.")) or topic_id in (
         "hpc.previous_episodes",
         "hpc.treatment_tried",
         "hpc.help_sought",
