@@ -412,6 +412,18 @@ def test_a_default_is_about_whom_the_question_asks_and_says_nothing_twice(encode
     assert "how to answer" not in said["does she drink enough water"], said
 
 
+def test_pressing_on_an_examined_part_hurts_only_where_the_finding_is_tender(encoder) -> None:  # type: ignore[no-untyped-def]
+    typhoid = load_case(DEMO_SRC / "cases" / "typhoid-fever-adult.yaml")  # tender right iliac fossa
+    enc = Encounter(typhoid, None, encoder)
+    enc.act("examine abdomen")
+    assert enc.act("does it hurt when I press here?").text == "Yes, it hurts when you press there."
+    malaria = load_case(DEMO_SRC / "cases" / "malaria-uncomplicated-adult.yaml")  # "Soft, non-tender"
+    enc = Encounter(malaria, None, encoder)
+    enc.act("examine abdomen")
+    reply = enc.act("tell me if this is sore")
+    assert reply.text == "No, that does not hurt." and reply.matched == []
+
+
 def test_see_also_must_name_known_topics() -> None:
     text = (ROOT / "edgetutor" / "cases" / "history_topics.yaml").read_text(encoding="utf-8")
     broken = text.replace("see_also: [ros.constipation,", "see_also: [ros.no_such_topic,", 1)

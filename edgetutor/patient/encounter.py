@@ -42,6 +42,27 @@ from .speak import speak_checked, tidy
 
 MAX_TOKENS = 64
 # Identity questions answered by a case's fact when it has one on this topic.
+# "Does it hurt when I press here?", "tell me if this is sore" during an examination.
+PRESSED = re.compile(
+    r"\b(hurt|hurts|hurting|pain|paining|painful|tender|sore)\b.*\b(i|we) (press|push|touch|squeeze|feel)\w*"
+    r"|\b(i|we) (press|push|touch|squeeze)\w*\b.*\b(hurt|hurts|pain|paining|painful|tender|sore)\b"
+    r"|\b(tell|let) me (know )?(if|when) (it|this|that) (hurts|is (painful|sore|tender))\b"
+)
+
+
+def tender(finding: str) -> bool | None:
+    """Whether an examination finding says the part is tender (True), not tender (False), or
+    says nothing of it (None). A "tender" after no, not, non- or without in its clause is not."""
+    said: bool | None = None
+    for m in re.finditer(r"tender", finding, flags=re.I):
+        clause = re.split(r"[.;,]", finding[: m.start()])[-1].lower()
+        if re.search(r"\b(no|not|non|without)\b", clause):
+            said = said or False
+        else:
+            return True
+    return said
+
+
 IDENTITY_TOPICS = {"identity_work": "soc.occupation", "identity_home": "soc.home"}
 ACTION_WORDS = {
     "examine": "examine", "exam": "examine", "examination": "examine", "check": "examine",
@@ -301,6 +322,10 @@ class Encounter:
             return self._invitation(text, dialogue, t0)
         if {"check_understanding", "instruction"} & set(turn.acts) and TEACH_BACK.search(normalise(text)):
             return self._teach_back(text, dialogue, t0)
+        if PRESSED.search(normalise(text)):
+            pressed = self._pressed(text, dialogue, t0)
+            if pressed is not None:
+                return pressed
         if main not in (HISTORY, "ice"):
             return self._social(main, text, dialogue, t0)
         question = expand_texting(turn.question or text)
@@ -392,6 +417,23 @@ class Encounter:
             guard,
             timings,
         )
+
+    def _pressed(self, text: str, dialogue: dict[str, Any], t0: float) -> Reply | None:
+        """'Does it hurt when I press here?': yes or no from the finding of the part the question
+        names, else of the part examined last; None when that finding says nothing of tenderness
+        (the question is then answered as history)."""
+        code, _ = self.exams.resolve(text)
+        if code is None or code not in self.exams.items:
+            code = next((c for c in reversed(self.examined) if c in self.exams.items), None)
+        if code is None:
+            return None
+        hurts = tender(self.exams.items[code].finding)
+        if hurts is None:
+            return None
+        timings: dict[str, float | int] = {"retrieval_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        guard = {"decision": "none", "reasons": [f"tenderness from the finding of {code}"]} | dialogue
+        answer = reply_for("pressed_hurts" if hurts else "pressed_fine", self.case, text)
+        return Reply("question", text, answer, "authored", [], guard, timings)
 
     def _told_plan(self) -> list[str]:
         """What the trainee has told the patient to do, in order (their plan explanations)."""
