@@ -319,6 +319,7 @@ def test_two_neighbouring_topics_give_one_default_not_the_same_twice(encoder) ->
         # What was done for it: the treatment tried, not the symptom it was for.
         ("malaria-uncomplicated-adult", "what have you taken at home for the fever", "paracetamol"),
         ("diarrhoea-dehydration-child", "what did you give her for the loose stools?", "medication"),
+        ("diarrhoea-dehydration-child", "have you given any medicine at home", "medication"),
         # The same thing the other way round answers instead of a "No, ..." that contradicts it.
         ("typhoid-fever-adult", "do you have a runny tummy?", "constipation"),
         ("typhoid-fever-adult", "is this the first place you have come to for help?", "prior-meds"),

@@ -115,16 +115,18 @@ def _about_earlier(topic_id: str) -> bool:
     )
 
 
-# What was done for it ("what have you taken at home for the fever?"): the treatment tried, not
-# the symptom it was taken for.
+# What was done for it ("what have you taken at home for the fever?", "have you given any
+# medicine at home?"): the treatment tried, not the symptom it was taken for.
 TREATED = re.compile(
     r"\b(taken|take|took|given|give|gave|used|use|tried|try|bought|buy|applied|apply|put)\b( \w+){0,5}"
     r" for (the|this|that|his|her|your|ur|it|him|these|those)\b"
+    r"|\b(taken|took|given|gave|used|tried|bought|applied)\b( \w+){0,2} (any|some)? ?"
+    r"(medicine|medicines|medication|drugs?|tablets?|pills?|treatment|remed(y|ies)|herbs?|syrups?)\b"
 )
 
 
 def _about_treatment(topic_id: str) -> bool:
-    return topic_id in _TREATMENT_TOPICS
+    return topic_id.startswith("med.") or topic_id in _TREATMENT_TOPICS
 
 
 _TREATMENT_TOPICS = frozenset(
@@ -133,16 +135,9 @@ _TREATMENT_TOPICS = frozenset(
         "hpc.relieving",
         "hpc.help_sought",
         "env.healer",
-        "med.current",
-        "med.otc",
-        "med.traditional",
-        "med.recent_antibiotics",
-        "med.antimalarials",
-        "med.painkillers",
-        "med.injections",
-        "med.ors_zinc",
-        "med.supplements",
-        "med.steroids",
+        "paed.deworming",
+        "paed.vitamin_a",
+        "pmh.tb",
     }
 )
 
@@ -404,6 +399,9 @@ class History:
                 # Lexical scores of facts and topics are not on one scale: without the encoder,
                 # the case's facts come first and the taxonomy answers only what no fact matches.
                 not hybrid
+                # A question framed to somebody else, to before, or to what was taken: the frame
+                # already keeps only facts about that, and a strong one answers it.
+                or (frame is not None and best_f.score >= FACT_STRONG)
                 or not cands
                 or best_f.score >= best_t.score + margin
                 # The question names the fact's own keyword ("a tight band" for a tourniquet fact):
