@@ -304,6 +304,8 @@ def test_two_neighbouring_topics_give_one_default_not_the_same_twice(encoder) ->
         # The thing asked about first, then a question that points back to it.
         ("diarrhoea-dehydration-child", "the water u use at home, where do u get it", "water-sanitation"),
         ("tb-pulmonary-adult", "your brother, is he on treatment", "contact"),
+        # ... or a question with nothing of its own ("for how long?") after it.
+        ("tb-pulmonary-adult", "you said you worked in the mines, for how long?", "mining"),
         # "at home" says where it was given, not who lives there.
         ("diarrhoea-dehydration-child", "what have you given him at home", "medication"),
         # Somebody else: the family, household and contacts answer, not the patient's own symptom.

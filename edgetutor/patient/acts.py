@@ -272,6 +272,7 @@ def classify(text: str) -> Turn:
                     and _content(statements[-1], r.generic)
                     and (
                         _BACK_REFERENCE.search(norm)
+                        or _ELLIPTICAL.fullmatch(norm)
                         or (len(statements[-1].split()) <= 3 and _BACK_TO_PERSON.search(norm))
                     )
                 ):
@@ -328,6 +329,12 @@ def classify(text: str) -> Turn:
 
 
 _BACK_REFERENCE = re.compile(r"\b(it|them|that|this|those|these)\b")
+# "you worked in the mines, for how long?": a question with nothing of its own asks about the
+# statement before it.
+_ELLIPTICAL = re.compile(
+    r"(and |so |ok |okay )?(for how long|how long( ago| for)?|since when|how much|how many( times)?|how often"
+    r"|when|where|which one|what kind|what type|how bad|how far|why|what for)"
+)
 # "your brother, is he on treatment?": only after a short name of someone ("he" alone is the child).
 _BACK_TO_PERSON = re.compile(r"\b(he|she|they|him|her)\b")
 _TELLS = re.compile(
