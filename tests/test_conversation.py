@@ -427,6 +427,13 @@ def test_pressing_on_an_examined_part_hurts_only_where_the_finding_is_tender(enc
     assert reply.text == "No, that does not hurt." and reply.matched == []
 
 
+def test_an_apology_for_an_interruption_is_not_empathy() -> None:
+    for said in ("sorry, wait, my phone is ringing", "sorry for the delay, the network is bad"):
+        assert "empathy" not in classify(said).acts, said
+    for said in ("sorry to hear that", "sorry, that must hurt"):
+        assert "empathy" in classify(said).acts, said
+
+
 def test_see_also_must_name_known_topics() -> None:
     text = (ROOT / "edgetutor" / "cases" / "history_topics.yaml").read_text(encoding="utf-8")
     broken = text.replace("see_also: [ros.constipation,", "see_also: [ros.no_such_topic,", 1)
