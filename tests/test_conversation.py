@@ -428,7 +428,7 @@ def test_pressing_on_an_examined_part_hurts_only_where_the_finding_is_tender(enc
 
 
 def test_an_apology_for_an_interruption_is_not_empathy() -> None:
-    for said in ("sorry, wait, my phone is ringing", "sorry for the delay, the network is bad"):
+    for said in ("sorry one second, someone is at the door", "sorry for the delay, the network is bad"):
         assert "empathy" not in classify(said).acts, said
     for said in ("sorry to hear that", "sorry, that must hurt"):
         assert "empathy" in classify(said).acts, said
