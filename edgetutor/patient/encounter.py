@@ -41,7 +41,6 @@ from .prompt import messages, prefix_key, prefix_variants
 from .speak import speak_checked, tidy
 
 MAX_TOKENS = 64
-# Identity questions answered by a case's fact when it has one on this topic.
 # "Does it hurt when I press here?", "tell me if this is sore" during an examination.
 PRESSED = re.compile(
     r"\b(hurt|hurts|hurting|pain|paining|painful|tender|sore)\b.*\b(i|we) (press|push|touch|squeeze|feel)\w*"
@@ -63,6 +62,7 @@ def tender(finding: str) -> bool | None:
     return said
 
 
+# Identity questions answered by a case's fact when it has one on this topic.
 IDENTITY_TOPICS = {"identity_work": "soc.occupation", "identity_home": "soc.home"}
 ACTION_WORDS = {
     "examine": "examine", "exam": "examine", "examination": "examine", "check": "examine",

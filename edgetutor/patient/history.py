@@ -72,7 +72,8 @@ OTHER_PEOPLE = re.compile(
     r"husband|wife|spouse|partner|twin|classmates|friends|co ?workers|colleagues|people)\b"
     r".*\b(too|also|as well|same|similar|sick|ill|unwell|well)\b"
 )
-# "... like other children her age": a comparison, about the patient.
+# "Does anyone at home smoke?", "who gave him the medicine?": about the household's habits or
+# errands, not about somebody else being ill.
 _NOT_ABOUT_ILLNESS = re.compile(
     r"\b(smok\w*|cook\w*|drink\w* alcohol|beer|pay|money|bring|brought|give|gave|given)\b"
 )
@@ -143,8 +144,8 @@ _TREATMENT_TOPICS = frozenset(
 
 
 def _frame(question: str) -> Callable[[str], bool] | None:
-    """Which topics may answer a question about somebody else or about before this illness
-    (None: any)."""
+    """Which topics may answer a question about somebody else, about what was taken or given
+    for the illness, or about before it (None: any)."""
     said = normalise(question)
     if OTHER_PEOPLE.search(said) and not _NOT_ABOUT_ILLNESS.search(said):
         return _about_people
@@ -363,11 +364,9 @@ class History:
         tscored = [m for m in self.topics.match(question, qvec) if applies(self.case, m.topic)]
         if ice:
             return self._ice(question, fixed, fscored, tscored)
-        only: set[str] | None = None
         if frame is not None:
             tscored = [m for m in tscored if frame(m.topic.id)] or tscored
             fscored = [m for m in fscored if any(frame(t) for t in m.fact.topics)]
-            only = {m.fact.id for m in fscored}
         out = HistoryAnswer(question, corrected=fixed)
         if MAIN_COMPLAINT_QUESTION.search(normalise(question)) and self.covered.get(MAIN_COMPLAINT):
             # "What brings you here today?": the presenting complaint, however it is worded.
@@ -415,7 +414,7 @@ class History:
                 )
             )
         ):
-            found = self.facts.search(question, qvec, only)
+            found = self.facts.choose(question, fixed, fscored)
             out.route = "fact"
             out.facts = [m.fact for m in found.matches]
             out.withheld = [m.fact.id for m in found.withheld]
@@ -464,7 +463,7 @@ class History:
                 out.defaults = [d for _, d in keep]
             return out
         if fact_ok and (not hybrid or best_f is not None and best_f.score >= FACT_ALONE):
-            found = self.facts.search(question, qvec, only)
+            found = self.facts.choose(question, fixed, fscored)
             out.route = "fact"
             out.facts = [m.fact for m in found.matches]
             out.withheld = [m.fact.id for m in found.withheld]

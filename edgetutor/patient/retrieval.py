@@ -311,50 +311,26 @@ class FactIndex:
     def none_threshold(self) -> float:
         return HYBRID_NONE if self.encoder is not None else NONE_THRESHOLD
 
-    def search(
-        self, question: str, qvec: np.ndarray | None = None, only: set[str] | None = None
-    ) -> Retrieval:
-        """What the patient may say to `question`, among the facts whose ids are in `only` (all
-        when None)."""
-        fixed, lexical = self.lexical(question)
-        if only is not None:
-            lexical = [
-                lx if f.id in only else (0.0, False) for f, lx in zip(self.case.facts, lexical, strict=True)
-            ]
-        if self.encoder is None:
-            return self._lexical_search(question, fixed, lexical)
-        best, asked = self.semantic(question, qvec)
-        scored = []
-        for i, fact in enumerate(self.case.facts):
-            if only is not None and fact.id not in only:
-                continue
-            lex, direct = lexical[i]
-            score = best[i] + LEXICAL_WEIGHT * lex / (lex + LEXICAL_HALF)
-            scored.append(Match(fact, score, direct or asked[i] >= DIRECT_SIMILARITY))
-        scored.sort(key=lambda m: (-m.score, m.fact.id))
-        if not scored or scored[0].score < HYBRID_NONE:
-            return Retrieval(question, fixed, [], [])
-        top = scored[0].score
-        second = HYBRID_SECOND if _SEVERAL_PARTS.search(question.lower()) else HYBRID_SECOND_ONE_PART
-        candidates = [m for m in scored if m.score >= top - second][:MAX_FACTS]
-        return self._disclose(question, fixed, candidates)
+    def search(self, question: str, qvec: np.ndarray | None = None) -> Retrieval:
+        """What the patient may say to `question`."""
+        fixed, scored = self.scored(question, qvec)
+        return self.choose(question, fixed, scored)
 
-    def _lexical_search(
-        self, question: str, fixed: dict[str, str], lexical: list[tuple[float, bool]]
-    ) -> Retrieval:
-        scored = [
-            Match(fact, score, direct)
-            for fact, (score, direct) in zip(self.case.facts, lexical, strict=True)
-            if score > 0
-        ]
-        scored.sort(key=lambda m: (-m.score, m.fact.id))
-        if not scored or scored[0].score < NONE_THRESHOLD:
-            return Retrieval(question, fixed, [], [])
-        top = scored[0].score
-        candidates = [m for m in scored if m.score >= max(NONE_THRESHOLD, SECOND_FACT_SHARE * top)][
-            :MAX_FACTS
-        ]
-        return self._disclose(question, fixed, candidates)
+    def choose(self, question: str, fixed: dict[str, str], scored: list[Match]) -> Retrieval:
+        """What the patient may say, from facts already scored for `question` by `scored()`
+        (best first; a caller may have left some out): the best and those close to it, then the
+        disclosure rules."""
+        if self.encoder is None:
+            scored = [m for m in scored if m.score > 0]
+            if not scored or scored[0].score < NONE_THRESHOLD:
+                return Retrieval(question, fixed, [], [])
+            floor = max(NONE_THRESHOLD, SECOND_FACT_SHARE * scored[0].score)
+        else:
+            if not scored or scored[0].score < HYBRID_NONE:
+                return Retrieval(question, fixed, [], [])
+            second = HYBRID_SECOND if _SEVERAL_PARTS.search(question.lower()) else HYBRID_SECOND_ONE_PART
+            floor = scored[0].score - second
+        return self._disclose(question, fixed, [m for m in scored if m.score >= floor][:MAX_FACTS])
 
     @staticmethod
     def _disclose(question: str, fixed: dict[str, str], candidates: list[Match]) -> Retrieval:
