@@ -73,18 +73,16 @@ def test_a_full_shared_table_forgets_the_stalest_bucket_and_never_grows(tmp_path
 
 
 TAKE_FIVE = """
-import sys
+import contextlib, sys
 from pathlib import Path
 from edgetutor.hub.limits import Rate, RateLimited, SharedBuckets
 buckets = SharedBuckets(Rate(0.001, 5), "address", Path(sys.argv[1]))
 sys.stdin.readline()  # both processes start taking together
 taken = 0
 for _ in range(5):
-    try:
+    with contextlib.suppress(RateLimited):
         buckets.take("10.0.0.1")
         taken += 1
-    except RateLimited:
-        pass
 print(taken)
 """
 

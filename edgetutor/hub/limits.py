@@ -58,6 +58,17 @@ class Rate:
         return cls(per_second, size)
 
 
+def _refilled(rate: Rate, tokens: float, last: float, now: float) -> float:
+    return min(float(rate.burst), tokens + (now - last) * rate.per_second)
+
+
+def _refusal(rate: Rate, what: str, tokens: float) -> RateLimited:
+    wait = (1.0 - tokens) / rate.per_second
+    return RateLimited(
+        f"too many requests from this {what} (limit {rate.per_second:g}/s): retry in {wait:.1f} s", wait
+    )
+
+
 class Buckets:
     """Token buckets by key (an address, a device id), refilled at `rate`."""
 
@@ -75,17 +86,12 @@ class Buckets:
         now = time.monotonic() if now is None else now
         with self._lock:
             tokens, last = self._buckets.get(key, (float(self.rate.burst), now))
-            tokens = min(float(self.rate.burst), tokens + (now - last) * self.rate.per_second)
+            tokens = _refilled(self.rate, tokens, last, now)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
                 if self.first_hit is None:
                     self.first_hit = now
-                wait = (1.0 - tokens) / self.rate.per_second
-                raise RateLimited(
-                    f"too many requests from this {self.what} (limit {self.rate.per_second:g}/s): "
-                    f"retry in {wait:.1f} s",
-                    wait,
-                )
+                raise _refusal(self.rate, self.what, tokens)
             if len(self._buckets) >= self.max_keys and key not in self._buckets:
                 self._buckets.clear()  # a flood of made-up keys must not grow memory without end
             self._buckets[key] = (tokens - 1.0, now)
@@ -132,7 +138,7 @@ class SharedBuckets:
             hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).digest(), "little"
         )
         digest = digest or 1
-        burst, per_second = float(self.rate.burst), self.rate.per_second
+        burst, per_second = float(self.rate.burst), self.rate.per_second  # for the probe loop
         with self._lock, locked(self._fd):
             start = digest % self._slots
             found = free = None
@@ -148,16 +154,12 @@ class SharedBuckets:
                 if last < oldest:
                     stalest, oldest = slot, last
             if found is not None:
-                tokens = min(burst, tokens + (now - last) * per_second)
+                tokens = _refilled(self.rate, tokens, last, now)
             else:
                 found, tokens = (free if free is not None else stalest), burst
             if tokens < 1.0:
                 _SLOT.pack_into(self._map, found * _SLOT.size, digest, tokens, now)
                 if self.first_hit is None:
                     self.first_hit = now
-                wait = (1.0 - tokens) / per_second
-                raise RateLimited(
-                    f"too many requests from this {self.what} (limit {per_second:g}/s): retry in {wait:.1f} s",
-                    wait,
-                )
+                raise _refusal(self.rate, self.what, tokens)
             _SLOT.pack_into(self._map, found * _SLOT.size, digest, tokens - 1.0, now)

@@ -215,17 +215,14 @@ def make_app(
     `shared_limits` is the folder of the rate-limit tables every worker shares (`serve`).
     """
 
-    by_address: Buckets | SharedBuckets
-    by_device: Buckets | SharedBuckets
-    sign_ins: Buckets | SharedBuckets
-    if shared_limits is None:
-        by_address = Buckets(per_address, "address")
-        by_device = Buckets(per_device, "device")
-        sign_ins = Buckets(SIGN_IN_RATE, "address")
-    else:
-        by_address = SharedBuckets(per_address, "address", shared_limits / "address.table")
-        by_device = SharedBuckets(per_device, "device", shared_limits / "device.table")
-        sign_ins = SharedBuckets(SIGN_IN_RATE, "address", shared_limits / "sign-in.table")
+    def buckets(rate: Rate, what: str, table: str) -> Buckets | SharedBuckets:
+        if shared_limits is None:
+            return Buckets(rate, what)
+        return SharedBuckets(rate, what, shared_limits / table)
+
+    by_address = buckets(per_address, "address", "address.table")
+    by_device = buckets(per_device, "device", "device.table")
+    sign_ins = buckets(SIGN_IN_RATE, "address", "sign-in.table")
     pruned = [0.0]  # when idempotency records were last pruned (monotonic seconds)
     ingest_slots = anyio.CapacityLimiter(INGEST_THREADS)
 
