@@ -673,3 +673,63 @@ def test_the_same_records_import_to_the_same_bytes_in_every_run(data: Path, tmp_
         )  # fmt: skip
         outs.append({p.name: p.read_bytes() for p in sorted((out / "cases").glob("*.yaml"))})
     assert len(outs[0]) == RECORDS and outs[0] == outs[1]
+
+
+@pytest.mark.parametrize(
+    ("category", "answer", "adult", "wanted", "unwanted"),
+    [
+        # Each thing a fact lists is found, not only the one that dominates the sentence.
+        ("social", "I don't smoke, drink alcohol, or use illicit drugs.", True,
+         {"soc.smoking", "soc.alcohol", "soc.drugs"}, set()),
+        ("hpi", "My baby has been very fussy and has shown decreased interest in feeding for the past few days.",
+         False, {"paed.irritable"}, set()),
+        # A word that matches another topic's by accident is not enough: "course" is not a course
+        # of antibiotics, "motion" not a stool, "period" not a menstrual one.
+        ("hpi", "I experienced a prolonged course during labor.", True, {"obs.labour_course"},
+         {"med.recent_antibiotics"}),
+        ("hpi", "I've also had pain at extremes of motion.", True, set(), {"ros.diarrhoea"}),
+        ("hpi", "I'm in the postpartum period after delivering an 11 pound boy vaginally at 40 weeks gestation.",
+         True, set(), {"obs.menarche", "obs.lmp"}),
+        ("hpi", "I've also had difficulty concentrating.", True, {"ros.concentration"}, {"ros.dark_urine"}),
+        # The patient's own history is not the family's, and the family's is only the family's.
+        ("past_history", "Hypertension, Diabetes Type 2, Hyperlipidemia.", True,
+         {"pmh.hypertension", "pmh.diabetes"}, {"fam.diabetes", "fam.hypertension"}),
+        ("family", "My father had diabetes.", True, {"fam.diabetes"}, {"pmh.diabetes"}),
+        # A presenting complaint answers "what brings you here?" first.
+        ("presenting_complaint", "My main worry is bilious vomiting.", True,
+         {"hpc.main_complaint", "ros.vomiting"}, set()),
+    ],
+)  # fmt: skip
+def test_imported_facts_are_tagged_by_meaning_as_well_as_words(
+    category: str, answer: str, adult: bool, wanted: set[str], unwanted: set[str]
+) -> None:
+    from edgetutor.patient.embed import load_encoder
+    from edgetutor.patient.topics import TAG_LIMIT, tag_fact
+
+    encoder = load_encoder()
+    assert encoder is not None
+    topics = tag_fact(category, answer, [], [], adult, encoder)
+    assert wanted <= set(topics) and not unwanted & set(topics), topics
+    assert 1 <= len(topics) <= TAG_LIMIT
+    if category == "presenting_complaint":
+        assert topics[0] == "hpc.main_complaint"
+    if category == "family":
+        assert all(t.startswith("fam.") for t in topics)
+
+
+def test_the_import_tags_each_fact_as_tagging_it_alone_would(data: Path, tmp_path: Path) -> None:
+    """The importer encodes a record's facts in one call; the tags are those of one fact at a time."""
+    from edgetutor.cases import load_case
+    from edgetutor.patient.embed import load_encoder
+    from edgetutor.patient.topics import tag_fact
+
+    one = tmp_path / "one.jsonl"
+    one.write_text(data.read_text(encoding="utf-8").splitlines()[9] + "\n")
+    (tmp_path / "LICENSE").write_text((data.parent / "LICENSE").read_text(encoding="utf-8"))
+    import_agentclinic(one, tmp_path / "out")
+    case = load_case(next((tmp_path / "out" / "cases").glob("*.yaml")))
+    encoder = load_encoder()
+    adult = case.patient.age_years >= 16
+    for fact in case.facts:
+        asked = [str(q) for q in fact.questions]
+        assert fact.topics == tag_fact(fact.category, fact.answer, list(fact.keywords), asked, adult, encoder)

@@ -184,11 +184,6 @@ class LexicalIndex:
             words.append(word)
         return " ".join(words), fixed
 
-    @staticmethod
-    def _covered(word: str, hit: set[str]) -> bool:
-        """A word counts as matched when its synonym concept matched."""
-        return any(c in hit for c in content_terms(word) if c.startswith("~"))
-
     def scores(self, question: str) -> tuple[dict[str, str], list[tuple[float, bool]]]:
         """Per doc (in order): the lexical score and whether the question names the doc."""
         text, fixed = self.correct(question)
@@ -196,18 +191,24 @@ class LexicalIndex:
         # changes with the process's hash seed, and a tie between two docs with it).
         terms = sorted(set(content_terms(text)))
         words = [t for t in terms if not t.startswith("~")]
+        # A word counts as matched when its synonym concept matched: each word's concepts, once.
+        concepts = {t: [c for c in content_terms(t) if c.startswith("~")] for t in words}
         unknown_idf = math.log(1 + len(self.weights))
         out = []
         for i, w in enumerate(self.weights):
             hit_list = [t for t in terms if t in w]
-            hit = set(hit_list)
             score = sum(w[t] * self.idf[t] for t in hit_list)
-            # A question about something this doc does not mention ("pain in your EARS" against
-            # a headache fact) is discounted by the share of its words the doc leaves unmatched.
-            missed = [t for t in words if t not in hit and not self._covered(t, hit)]
             matched_mass = sum(self.idf[t] for t in hit_list)
-            missed_mass = sum(self.idf.get(t, unknown_idf) for t in missed)
             if matched_mass:
+                # A question about something this doc does not mention ("pain in your EARS"
+                # against a headache fact) is discounted by the share of its words the doc
+                # leaves unmatched.
+                hit = set(hit_list)
+                missed_mass = sum(
+                    self.idf.get(t, unknown_idf)
+                    for t in words
+                    if t not in hit and not any(c in hit for c in concepts[t])
+                )
                 score *= matched_mass / (matched_mass + COVERAGE_WEIGHT * missed_mass)
             direct = any(t in self.keyword_terms[i] and not t.startswith("~") for t in terms)
             direct = direct or any(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from ...cases.schema import Case
-from ...patient.topics import tag_fact
+from ...patient.topics import fact_texts, tag_fact
 from .diagnosis import diagnosis_names
 from .examination import build_examination
 from .facts import FactBuilder, finish_facts, guess_section_category
@@ -18,6 +18,9 @@ from .patient import patient_section, sex_noun
 from .report import CaseImport, RecordError
 from .rubric import build_rubric, coded_items, exam_aliases, test_aliases
 from .speech import PARENT_WORDS
+
+if TYPE_CHECKING:
+    from ...patient.embed import Embedder
 from .tables import DIAGNOSES, FACTS
 from .text import cap, clean, flat_text, lower_first, section_texts, shorten, split_sentences
 from .vitals import parse_vitals
@@ -56,21 +59,26 @@ def case_id(number: int) -> str:
     return f"{PACK_ID}-{number:03d}"
 
 
-def convert_record(record: dict[str, Any], number: int, line: int) -> tuple[dict[str, Any], CaseImport]:
+def convert_record(
+    record: dict[str, Any], number: int, line: int, encoder: Embedder | None = None
+) -> tuple[dict[str, Any], CaseImport]:
     """Record `number` (on `line`) as a case dict and what was guessed or dropped on the way.
+    With the sentence `encoder`, facts are tagged with history topics by meaning as well as words.
 
     Raises RecordError when the record does not fit the case format, or its values have
     shapes the conversion cannot read (a number where text should be...).
     """
     try:
-        return _convert(record, number, line)
+        return _convert(record, number, line, encoder)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
         # The source's schema drifts from record to record: a shape no rule expected costs that
         # record only, and the reason is reported with its line.
         raise RecordError(f"cannot convert this record ({type(err).__name__}: {err})") from err
 
 
-def _convert(record: dict[str, Any], number: int, line: int) -> tuple[dict[str, Any], CaseImport]:
+def _convert(
+    record: dict[str, Any], number: int, line: int, encoder: Embedder | None
+) -> tuple[dict[str, Any], CaseImport]:
     osce = record["OSCE_Examination"]
     actor: dict[str, Any] = osce["Patient_Actor"]
     correct = clean(osce["Correct_Diagnosis"])
@@ -183,9 +191,21 @@ def _convert(record: dict[str, Any], number: int, line: int) -> tuple[dict[str, 
     # Each fact gets its history topics from its own words, so an unscripted question on the same
     # topic finds it (and a topic no fact covers gets the taxonomy's default, never another fact).
     adult = demo.age_years >= 16
-    for fact in facts:
+    texts = [fact_texts(f["answer"], f.get("questions", [])) for f in facts]
+    # One encoder call for every fact of the record: far faster than one call per fact.
+    flat = encoder.encode([t for ts in texts for t in ts]) if encoder is not None and facts else None
+    start = 0
+    for fact, own in zip(facts, texts, strict=True):
+        vectors = None if flat is None else flat[start : start + len(own)]
+        start += len(own)
         topics = tag_fact(
-            fact["category"], fact["answer"], fact["keywords"], fact.get("questions", []), adult
+            fact["category"],
+            fact["answer"],
+            fact["keywords"],
+            fact.get("questions", []),
+            adult,
+            encoder,
+            vectors,
         )
         if topics:
             fact["topics"] = topics

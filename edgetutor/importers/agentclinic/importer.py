@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from ...cases.lint import lint_case_text
 from ...cases.packmeta import PackMeta
 from ...errors import CaseFormatError, EdgeTutorError
+from ...patient.embed import load_encoder
 from .case import PACK_ID, PACK_LICENSE, convert_record
 from .report import ImportReport, RecordError, SkippedRecord
 from .tables import RECORDS, plain_key
@@ -43,10 +44,13 @@ def import_agentclinic(jsonl: Path, out: Path, *, strict: bool = False) -> Impor
 
     report = ImportReport(source=jsonl, out=out)
     files: dict[str, str] = {}
+    # Facts are tagged with history topics by meaning when the sentence encoder is installed (it
+    # is by scripts/setup), else by their words alone: fewer unscripted questions then find them.
+    encoder = load_encoder()
     for number, line, text in _lines(raw):
         try:
             record = _parse_record(text)
-            case, info = convert_record(record, number, line)
+            case, info = convert_record(record, number, line, encoder)
         except RecordError as err:
             report.skipped.append(SkippedRecord(record=number, line=line, reason=str(err)))
             continue
