@@ -88,6 +88,25 @@ def test_every_imported_fact_is_tagged_with_history_topics(
 
 
 @pytest.mark.slow
+def test_the_patient_never_reports_what_only_an_examination_finds(
+    imported: tuple[Path, ImportReport, list[Case]],
+) -> None:
+    """Record 10's history says "she also mentions a decrease in bowel sounds": a finding of the
+    examination (kept there), never something the patient says."""
+    import re
+
+    from edgetutor.importers.agentclinic.sentences import EXAMINER_TERMS
+
+    _, report, cases = imported
+    examiner = re.compile(rf"\b(?:{EXAMINER_TERMS})\b", re.I)
+    said = [(c.id, t) for c in cases for t in _spoken(c) if examiner.search(t)]
+    assert said == []
+    case = _case(cases, 10)
+    assert any("bowel sounds" in f.finding.lower() for f in case.examination)
+    assert any("bowel sounds" in d for d in report.cases[9].dropped_observation)
+
+
+@pytest.mark.slow
 def test_the_patient_never_names_the_diagnosis(imported: tuple[Path, ImportReport, list[Case]]) -> None:
     _, _, cases = imported
     for case in cases:

@@ -12,7 +12,7 @@ from ...cases.schema import slug
 from .diagnosis import DxNames
 from .negatives import denial_items, negative_answer
 from .report import CaseImport
-from .sentences import NO_HISTORY, NO_HISTORY_ANY, classify, clauses, keywords_for
+from .sentences import EXAMINER_TERMS, NO_HISTORY, NO_HISTORY_ANY, classify, clauses, keywords_for
 from .speech import PARENT_WORDS, first_person, is_clause, patient_pronouns, telegraphic
 from .tables import FACTS
 from .text import cap, clean, full_stop, lower_first
@@ -142,7 +142,7 @@ _SIGN = re.compile(
     r"\b(reflex(?:es)?|murmur|conjunctiva|icterus|hypotension|tachypnea|tachycardia|fasciculations?|rigidity|"
     r"blunted affect|affect\b|palpation|retractions|nasal flaring|grunting|upon examination|during exam|"
     r"noticed upon|screening tests?|umbilication|violaceous|vesiculopustular|maculopapular|mucositis|"
-    r"asterixis|"
+    rf"asterixis|{EXAMINER_TERMS}|"
     r"not oriented|psychomotor|disorganized speech|delusions?|perceptual|excoriations|sparing of|"
     r"hypopigmented macules|apathy|pedal edema|tortuous veins|extended .* resting position|"
     r"flexed, adducted|hand grip|ability to move)\b",

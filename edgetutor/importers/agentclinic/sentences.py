@@ -21,6 +21,12 @@ _PLACEHOLDER = re.compile(
     r"\bno detailed\b)",
     re.I,
 )
+# Signs only an examination finds ("decreased bowel sounds"): a patient cannot report them.
+EXAMINER_TERMS = (
+    r"bowel sounds|crackles|rales|rhonchi|(?:hepato)?splenomegaly|hepatomegaly|capillary refill"
+    r"|jugular venous|rebound tenderness|guarding"
+)
+_EXAMINER_ONLY = re.compile(rf"\b(?:{EXAMINER_TERMS})\b", re.I)
 # What only an examiner can say: never a fact, whoever speaks.
 _OBSERVATION = re.compile(
     r"(\bphysical examination\b|\bon examination\b|\bis noted to be\b|"
@@ -77,6 +83,8 @@ def classify(sentence: str, parent_speaks: bool = False) -> str:
         return "general_negative"
     if _PLACEHOLDER.search(s.rstrip(".")):
         return "placeholder"
+    if _EXAMINER_ONLY.search(s):
+        return "observation"  # even when reported: "she mentions a decrease in bowel sounds"
     if _OBSERVING_REPORT.match(s):
         return "fact"
     if _OBSERVATION.search(s) or (_LOOKS.search(s) and not parent_speaks):
