@@ -581,3 +581,28 @@ def test_conversation_set_accuracy_and_no_credit_from_filler(encoder) -> None:  
     assert result["utterances"] >= 13 * 40
     assert result["filler_history_credit"] == 0
     assert result["accuracy"] >= 0.95, [f for f in result["failures"]][:10]
+
+
+@pytest.mark.parametrize(
+    ("occupation", "said"),
+    [
+        ("engineer", "I am an engineer."),
+        ("retired school teacher", "I am a retired school teacher."),
+        ("unemployed", "I am unemployed."),
+        ("works at health food store", "I work at health food store."),
+        # An imported case whose source gives no work: the topic's own answer, never "I am a not stated".
+        ("not stated", "I'm not sure how to describe my work to you."),
+    ],
+)
+def test_the_patient_says_what_work_they_do_in_their_own_words(
+    malaria: Case, occupation: str, said: str
+) -> None:
+    """One sentence for "what do you do for work?" and for the occupation topic."""
+    patient = malaria.patient.model_copy(update={"occupation": occupation})
+    case = malaria.model_copy(
+        update={"patient": patient, "facts": [f for f in malaria.facts if "soc.occupation" not in f.topics]}
+    )
+    reply = Encounter(case, None).act("What do you do for work?")
+    assert reply.text == said
+    topic = taxonomy().get("soc.occupation")
+    assert topic is not None and default_answer(case, topic) == said

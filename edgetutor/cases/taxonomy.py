@@ -144,15 +144,37 @@ def voice(case: Case) -> str:
     return "caregiver" if case.patient.informant is not None else "patient"
 
 
+# What a case (an importer) writes when its source gives no occupation: the patient then answers
+# as for any topic the case does not cover, never "I am a not stated".
+UNSTATED_WORK = frozenset({"", "not stated", "unknown", "not known", "n/a", "none stated"})
+# Words that describe a state, not a job: "I am unemployed", not "I am an unemployed".
+_WORK_STATES = frozenset({"unemployed", "retired", "self-employed", "disabled", "jobless"})
+
+
+def work_sentence(case: Case) -> str | None:
+    """The patient's own words for their occupation ("I am an engineer", "I work at a bank"),
+    or None when the case does not state it."""
+    job = re.sub(r"^(a|an)\s+", "", case.patient.occupation.strip(), flags=re.I).rstrip(".")
+    low = job.lower()
+    if low in UNSTATED_WORK:
+        return None
+    if low.startswith("works "):
+        return f"I work {job[6:]}."
+    if low == "none" or low.startswith("none "):
+        return "I don't work at the moment."
+    if low in _WORK_STATES:
+        return f"I am {job}."
+    return f"I am {'an' if low[:1] in 'aeiou' else 'a'} {job}."
+
+
 def default_answer(case: Case, topic: Topic) -> str:
     """The topic's normal answer in this case's voice (the case's own answer if it has one)."""
     own = next((a.answer for a in case.topic_answers if a.topic == topic.id), None)
     if own:
         return own
     d = topic.default
-    if topic.id == "soc.occupation" and voice(case) == "patient":
-        job = re.sub(r"^(a|an)\s+", "", case.patient.occupation.strip(), flags=re.I)
-        return f"I am {'an' if job[:1].lower() in 'aeiou' else 'a'} {job}."
+    if topic.id == "soc.occupation" and voice(case) == "patient" and (said := work_sentence(case)):
+        return said
     if voice(case) == "caregiver":
         text = d.caregiver or ""
         if not text:

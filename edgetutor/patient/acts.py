@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 from ..cases.schema import Case, Sex
+from ..cases.taxonomy import default_answer, taxonomy
 from ..errors import EdgeTutorError
 from ..language.lexicon import STOPWORDS, content_terms, normalise
 
@@ -438,7 +439,7 @@ def fill(template: str, case: Case, utterance: str = "", **extra: str) -> str:
         "name": p.name,
         "first": p.name.split()[0],
         "age": _age_words(case),
-        "occupation": re.sub(r"^(a|an)\s+", "", p.occupation.strip(), flags=re.I),
+        "work": default_answer(case, work) if (work := taxonomy().get("soc.occupation")) else "",
         "informant": p.informant.name if p.informant else p.name,
         "relation": _relation(case),
         "he": "she" if female else "he",
