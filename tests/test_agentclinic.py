@@ -25,6 +25,7 @@ from edgetutor.importers.agentclinic import (
     negative_answer,
     parse_demographics,
 )
+from edgetutor.importers.agentclinic.facts import OFFERED_SYMPTOMS
 
 # The AgentClinic MedQA file, vendored with its MIT licence and attribution (tests/data/agentclinic/).
 DATA = Path(__file__).resolve().parent / "data" / "agentclinic" / "agentclinic_medqa.jsonl"
@@ -148,7 +149,13 @@ def test_every_case_is_hospital_level_with_no_management(
         assert case.difficulty.value == "intermediate" and case.language == "en"
         assert case.author == "Imported from AgentClinic (MIT)"
         assert {s.year for s in case.sources} == {2024, 2021}
-        assert sum(f.disclosure.value == "volunteered" for f in case.facts) == 1
+        volunteered = [f.category.value for f in case.facts if f.disclosure.value == "volunteered"]
+        # The complaint, and up to OFFERED_SYMPTOMS secondary symptoms offered to "anything else?"
+        assert volunteered.count("presenting_complaint") == 1
+        assert len(volunteered) <= 1 + OFFERED_SYMPTOMS and set(volunteered) <= {
+            "presenting_complaint",
+            "hpi",
+        }
 
 
 # --- spot checks on known records -------------------------------------------------------------
@@ -752,3 +759,27 @@ def test_the_import_tags_each_fact_as_tagging_it_alone_would(data: Path, tmp_pat
     for fact in case.facts:
         asked = [str(q) for q in fact.questions]
         assert fact.topics == tag_fact(fact.category, fact.answer, list(fact.keywords), asked, adult, encoder)
+
+
+@pytest.mark.slow
+def test_an_imported_patient_offers_other_symptoms_when_invited(
+    imported: tuple[Path, ImportReport, list[Case]],
+) -> None:
+    """ "Any other symptoms?" gets the source's first secondary symptoms, one at a time, then
+    "that's all", and earns no history credit; a direct question still does."""
+    from edgetutor.patient.embed import load_encoder
+    from edgetutor.patient.encounter import Encounter
+
+    _, _, cases = imported
+    case = _case(cases, 66)  # fatigue; secondary: lower leg swelling, unintentional weight loss...
+    offered = [
+        f for f in case.facts if f.disclosure.value == "volunteered" and f.category != "presenting_complaint"
+    ]
+    assert len(offered) == 2 and all(f.answer.startswith("I've also") for f in offered)
+    encounter = Encounter(case, None, load_encoder())
+    encounter.told.update(f.id for f in case.facts if f.category == "presenting_complaint")
+    said = [encounter.act(q) for q in ("Any other symptoms?", "Anything else?", "Anything else?")]
+    assert [r.text for r in said] == [offered[0].answer, offered[1].answer, "That's all I can think of."]
+    assert all(r.matched == [] for r in said)
+    asked = encounter.act("Have you lost any weight?")
+    assert asked.matched and not asked.text.startswith("No")

@@ -149,6 +149,8 @@ _SIGN = re.compile(
     re.I,
 )
 _GERUNDS = FACTS.gerunds
+# How many secondary symptoms a patient offers to "anything else?" before "that's all".
+OFFERED_SYMPTOMS = 2
 _SIGN_PRIMARY = re.compile(r"\b(murmur|blood pressure|reflex|papules|maculopapular|umbilication)\b", re.I)
 
 
@@ -162,6 +164,7 @@ class FactBuilder:
         self.facts: list[DraftFact] = []
         self._answers: set[str] = set()
         self._general_negative = False
+        self._offered = 0  # secondary symptoms the patient offers when invited ("anything else?")
 
     def _leak(self, *texts: str) -> str | None:
         for t in texts:
@@ -169,19 +172,21 @@ class FactBuilder:
                 return hit
         return None
 
-    def add(self, draft: DraftFact) -> None:
+    def add(self, draft: DraftFact) -> bool:
+        """Keep `draft` unless it is empty, names the diagnosis or repeats a fact: True if kept."""
         if not draft.answer:
-            return
+            return False
         if hit := self._leak(draft.checked or draft.source, draft.answer):
             self.info.dropped_diagnosis.append(f"{draft.source!r} (mentions {hit!r})")
-            return
+            return False
         key = norm(draft.answer)
         if key in self._answers:
-            return
+            return False
         if not draft.keywords:
             draft.keywords = keywords_for(draft.category.replace("_", " "), self.dx) or ["anything else"]
         self._answers.add(key)
         self.facts.append(draft)
+        return True
 
     def general_negative(self, source: str, section: str) -> None:
         if self._general_negative:
@@ -412,7 +417,13 @@ class FactBuilder:
                 if v.child
                 else f"I've also had {lower_first(t)}."
             )
-        self.add(DraftFact(cat, answer, t, keywords_for(t, self.dx), section=section))
+        # Asked "anything else?", the patient names the first secondary symptoms of the source
+        # (an open invitation earns no history credit; a question about each still does).
+        offered = cat == "hpi" and not primary and self._offered < OFFERED_SYMPTOMS
+        if self.add(
+            DraftFact(cat, answer, t, keywords_for(t, self.dx), volunteered=offered, section=section)
+        ):
+            self._offered += offered
 
 
 def guess_section_category(key: str) -> str | None:
