@@ -730,13 +730,15 @@ def test_imported_facts_are_tagged_by_meaning_as_well_as_words(
     category: str, answer: str, adult: bool, wanted: set[str], unwanted: set[str]
 ) -> None:
     from edgetutor.patient.embed import load_encoder
-    from edgetutor.patient.topics import TAG_LIMIT, tag_fact
+    from edgetutor.patient.topics import TAG_LIMIT, WHEN_TOPICS, tag_fact
 
     encoder = load_encoder()
     assert encoder is not None
     topics = tag_fact(category, answer, [], [], adult, encoder)
     assert wanted <= set(topics) and not unwanted & set(topics), topics
-    assert 1 <= len(topics) <= TAG_LIMIT
+    assert 1 <= len(set(topics) - set(WHEN_TOPICS)) <= TAG_LIMIT
+    # "for the past few days": the fact also tells when it started and how long it has lasted
+    assert set(WHEN_TOPICS) <= set(topics) if "days" in answer else not set(WHEN_TOPICS) & set(topics)
     if category == "presenting_complaint":
         assert topics[0] == "hpc.main_complaint"
     if category == "family":
@@ -756,9 +758,13 @@ def test_the_import_tags_each_fact_as_tagging_it_alone_would(data: Path, tmp_pat
     case = load_case(next((tmp_path / "out" / "cases").glob("*.yaml")))
     encoder = load_encoder()
     adult = case.patient.age_years >= 16
+    complaint = " ".join(next(f.keywords for f in case.facts if f.category == "presenting_complaint"))
     for fact in case.facts:
         asked = [str(q) for q in fact.questions]
-        assert fact.topics == tag_fact(fact.category, fact.answer, list(fact.keywords), asked, adult, encoder)
+        alone = tag_fact(
+            fact.category, fact.answer, list(fact.keywords), asked, adult, encoder, None, complaint
+        )
+        assert fact.topics == alone
 
 
 @pytest.mark.slow
@@ -783,3 +789,24 @@ def test_an_imported_patient_offers_other_symptoms_when_invited(
     assert all(r.matched == [] for r in said)
     asked = encounter.act("Have you lost any weight?")
     assert asked.matched and not asked.text.startswith("No")
+
+
+@pytest.mark.slow
+def test_an_imported_patient_says_when_the_complaint_started(
+    imported: tuple[Path, ImportReport, list[Case]],
+) -> None:
+    """ "When did it start?" is answered from the complaint's own timing in the history, not with
+    "I'm not sure" and not with the timing of another symptom."""
+    from edgetutor.patient.embed import load_encoder
+    from edgetutor.patient.encounter import Encounter
+
+    _, _, cases = imported
+    encoder = load_encoder()
+    for record, when, not_this in (
+        (23, "2 months ago", None),  # skin lesion on the chest
+        (66, "past 10 days", "6 months"),  # fatigue; weight loss over 6 months is another symptom
+    ):
+        for asked in ("When did it start?", "How long have you had it?"):
+            reply = Encounter(_case(cases, record), None, encoder).act(asked)
+            assert when in reply.text and reply.matched, (record, asked, reply.text)
+            assert not_this is None or not_this not in reply.text, (record, asked, reply.text)

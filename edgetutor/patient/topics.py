@@ -211,12 +211,21 @@ CATEGORY_TOPICS = {
 }  # fmt: skip
 
 
-# With the sentence encoder, a fact is tagged as the player matches a question (hybrid score): the
-# topics within TAG_MARGIN of its best, above TAG_FLOOR, and its clear lexical matches that score
-# within TAG_LEXICAL_MARGIN of that best. Measured on the demo cases' 287 hand-tagged facts, from
-# each answer alone: a right topic among the tags for 86% of facts (lexical only: 73%), precision
-# 0.55 (0.47), recall 0.44 (0.36) (python benchmarks/bench_tagging.py).
+# With the sentence encoder, a fact is tagged as the player matches a question (hybrid score):
+# its clear lexical matches whose meaning agrees (semantic >= TAG_LEXICAL_MEANING), then each
+# listed part's closest topic, then the whole fact's topics within TAG_MARGIN of its best and above
+# TAG_FLOOR. Measured on the demo cases' 287 hand-tagged facts, each tagged again from its answer
+# alone (python benchmarks/bench_tagging.py; thresholds chosen on 7 cases, figures for the other
+# 6): a right topic among the tags for 88% of facts (words only: 76%), recall 0.58 (0.42),
+# precision 0.47 (0.42).
 TAG_MARGIN = 0.12
+WHEN_TOPICS = ("hpc.onset", "hpc.duration")
+_WHEN = re.compile(
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|few|couple of)\s+"
+    r"(?:minutes?|hours?|days?|weeks?|months?|years?)\b(?! (?:old|gestation|pregnant|of (?:gestation|pregnancy|age)))"
+    r"|\bago\b|\bsince\b|\byesterday\b"
+    r"|\b(?:this|last) (?:morning|night|evening|week|month)\b"
+)
 # A fact that names a relative may be about them ("my brother had the same").
 _RELATIVES = re.compile(
     r"\b(family|relatives?|parents|siblings?|brothers?|sisters?|mother|father|mum|mom|dad|uncles?|aunts?"
@@ -232,13 +241,17 @@ TAG_LIMIT = 4
 _PARTS = re.compile(r"[,;]|\b(?:and|or|but)\b")
 
 
+def _own_terms(text: str) -> set[str]:
+    return {t for t in content_terms(text) if t.isalpha() and len(t) >= 4}
+
+
 def fact_texts(answer: str, questions: list[str]) -> list[str]:
     """What tag_fact matches by meaning: the fact's questions and answer, then each part of the
     answer when it lists several things."""
     parts = [
         p.strip()
         for p in _PARTS.split(answer)
-        if p and any(t.isalpha() and len(t) >= 4 for t in content_terms(p))  # not "I've" alone
+        if p and _own_terms(p)  # not "I've" alone
     ]
     return [" ".join([*questions, answer]), *(parts if len(parts) > 1 else [])]
 
@@ -251,12 +264,15 @@ def tag_fact(
     adult: bool,
     encoder: Embedder | None = None,
     vectors: np.ndarray | None = None,
+    complaint: str = "",
 ) -> list[str]:
     """Topics for an imported fact: its clear matches that suit the patient's age, else its
     category's general topic (empty when neither applies: lint then asks an author to look).
     Matched on its words alone without an encoder; with one, also on its meaning. A family history
     fact gets only family topics, and a fact that names no relative none; a presenting complaint
-    is always the main complaint. `vectors` are the encoder's vectors of `fact_texts()`, when the
+    is always the main complaint, and its timing, or that of a symptom sharing a word with the
+    `complaint`, also answers when "it" started and how long it has lasted (WHEN_TOPICS, beyond
+    TAG_LIMIT). `vectors` are the encoder's vectors of `fact_texts()`, when the
     caller encoded many facts at once (much faster than one by one)."""
     tax = taxonomy()
     lexical = suggest_topics(answer, keywords, questions, limit=4)
@@ -289,4 +305,12 @@ def tag_fact(
         kept = [MAIN_COMPLAINT, *(t for t in kept if t != MAIN_COMPLAINT)]
     if not kept and category in CATEGORY_TOPICS:
         kept = [CATEGORY_TOPICS[category]]
-    return kept[:TAG_LIMIT]
+    kept = kept[:TAG_LIMIT]
+    # A symptom's own timing ("for the past 4 weeks", "2 days ago") answers "when did it start?"
+    # and "how long?": the two topics are added to what the fact is about.
+    about_it = category == "presenting_complaint" or (
+        category == "hpi" and (not complaint or bool(_own_terms(complaint) & _own_terms(answer)))
+    )
+    if about_it and _WHEN.search(normalise(answer)):
+        kept += [t for t in WHEN_TOPICS if t not in kept]
+    return kept

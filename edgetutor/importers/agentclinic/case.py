@@ -194,6 +194,8 @@ def _convert(
     texts = [fact_texts(f["answer"], f.get("questions", [])) for f in facts]
     # One encoder call for every fact of the record: far faster than one call per fact.
     flat = encoder.encode([t for ts in texts for t in ts]) if encoder is not None and facts else None
+    # The complaint's own words (its keywords: not "my main problem is"), for what "it" refers to.
+    complaint = " ".join(next((f["keywords"] for f in facts if f["category"] == "presenting_complaint"), []))
     start = 0
     for fact, own in zip(facts, texts, strict=True):
         vectors = None if flat is None else flat[start : start + len(own)]
@@ -206,6 +208,7 @@ def _convert(
             adult,
             encoder,
             vectors,
+            complaint,
         )
         if topics:
             fact["topics"] = topics
