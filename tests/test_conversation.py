@@ -606,3 +606,22 @@ def test_the_patient_says_what_work_they_do_in_their_own_words(
     assert reply.text == said
     topic = taxonomy().get("soc.occupation")
     assert topic is not None and default_answer(case, topic) == said
+
+
+def test_who_came_with_the_patient_is_the_cases_fact_or_nobody(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
+    """ "Who is with you today?": the case's own answer when it has one, else the patient (or the
+    child's carer) came alone, never "I'm not sure what to say about that"."""
+    pph = load_case(DEMO_SRC / "cases" / "postpartum-haemorrhage.yaml")
+    for asked in ("Who came with you today?", "Did you come alone?", "Is anyone with you?"):
+        assert Encounter(pph, None, encoder).act(asked).matched == ["family-social"], asked
+        alone = malaria.model_copy(
+            update={"facts": [f for f in malaria.facts if "env.companion" not in f.topics]}
+        )
+        assert Encounter(alone, None, encoder).act(asked).text == "I came by myself today.", asked
+    child = load_case(DEMO_SRC / "cases" / "pneumonia-child-imci.yaml")
+    child = child.model_copy(update={"facts": [f for f in child.facts if "env.companion" not in f.topics]})
+    name = child.patient.name.split()[0]
+    assert (
+        Encounter(child, None, encoder).act("Who is with you today?").text
+        == f"It is just me and {name} today."
+    )
