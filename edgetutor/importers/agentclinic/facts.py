@@ -149,6 +149,11 @@ _SIGN = re.compile(
     re.I,
 )
 _GERUNDS = FACTS.gerunds
+_ASKED = re.compile(
+    r"^\s*(?:upon|on|when|after)\s+(?:further |direct |specific |more |detailed )?"
+    r"(?:questioning|inquiry|enquiry|asked|being asked|review|prompting)(?: of systems)?\s*,\s*",
+    re.I,
+)
 # How many secondary symptoms a patient offers to "anything else?" before "that's all".
 OFFERED_SYMPTOMS = 2
 _SIGN_PRIMARY = re.compile(r"\b(murmur|blood pressure|reflex|papules|maculopapular|umbilication)\b", re.I)
@@ -201,6 +206,9 @@ class FactBuilder:
         self.add(DraftFact("systems_review", answer, source, kws, negative=True, section=section))
 
     def sentence(self, sentence: str, section_category: str, section: str) -> None:
+        # The examiner's framing is not the patient's: "Upon further questioning, the mother
+        # recalls that..." is said as "I recall that...".
+        sentence = _ASKED.sub("", sentence)
         if (
             section_category == "past_history"
             and NO_HISTORY_ANY.search(sentence)
