@@ -721,6 +721,9 @@ def test_the_same_records_import_to_the_same_bytes_in_every_run(data: Path, tmp_
         ("past_history", "Hypertension, Diabetes Type 2, Hyperlipidemia.", True,
          {"pmh.hypertension", "pmh.diabetes"}, {"fam.diabetes", "fam.hypertension"}),
         ("family", "My father had diabetes.", True, {"fam.diabetes"}, {"pmh.diabetes"}),
+        # Being told a diagnosis is not what the patient thinks or fears (ICE).
+        ("past_history", "I was diagnosed with influenza recently but did not adhere to the treatment plan provided.",
+         True, set(), {"ice.knowledge", "ice.expectations", "ice.ideas"}),
         # A presenting complaint answers "what brings you here?" first.
         ("presenting_complaint", "My main worry is bilious vomiting.", True,
          {"hpc.main_complaint", "ros.vomiting"}, set()),
@@ -743,6 +746,7 @@ def test_imported_facts_are_tagged_by_meaning_as_well_as_words(
         assert topics[0] == "hpc.main_complaint"
     if category == "family":
         assert all(t.startswith("fam.") for t in topics)
+    assert not any(t.startswith("ice.") for t in topics)
 
 
 def test_the_import_tags_each_fact_as_tagging_it_alone_would(data: Path, tmp_path: Path) -> None:

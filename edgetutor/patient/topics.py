@@ -269,11 +269,12 @@ def tag_fact(
     """Topics for an imported fact: its clear matches that suit the patient's age, else its
     category's general topic (empty when neither applies: lint then asks an author to look).
     Matched on its words alone without an encoder; with one, also on its meaning. A family history
-    fact gets only family topics, and a fact that names no relative none; a presenting complaint
-    is always the main complaint, and its timing, or that of a symptom sharing a word with the
-    `complaint`, also answers when "it" started and how long it has lasted (WHEN_TOPICS, beyond
-    TAG_LIMIT). `vectors` are the encoder's vectors of `fact_texts()`, when the
-    caller encoded many facts at once (much faster than one by one)."""
+    fact gets only family topics, and a fact that names no relative none; only an ICE fact gets
+    ideas, concerns and expectations; a presenting complaint is always the main complaint, and
+    its timing, or that of a symptom sharing a word with the `complaint`, also answers when "it"
+    started and how long it has lasted (WHEN_TOPICS, beyond TAG_LIMIT). `vectors` are the
+    encoder's vectors of `fact_texts()`, when the caller encoded many facts at once (much faster
+    than one by one)."""
     tax = taxonomy()
     lexical = suggest_topics(answer, keywords, questions, limit=4)
     if encoder is None:
@@ -299,6 +300,8 @@ def tag_fact(
         topic = tax.get(tid)
         if topic is None or (topic.section == "paediatric" and adult) or ("adult" in tid and not adult):
             continue
+        if tid.startswith("ice.") and category != "ice":
+            continue  # what the patient thinks, fears or wants: only a fact that says so
         if (family and tid.startswith("fam.")) or (not family and (relatives or not tid.startswith("fam."))):
             kept.append(tid)
     if category == "presenting_complaint":
