@@ -721,6 +721,9 @@ def test_the_same_records_import_to_the_same_bytes_in_every_run(data: Path, tmp_
         ("past_history", "Hypertension, Diabetes Type 2, Hyperlipidemia.", True,
          {"pmh.hypertension", "pmh.diabetes"}, {"fam.diabetes", "fam.hypertension"}),
         ("family", "My father had diabetes.", True, {"fam.diabetes"}, {"pmh.diabetes"}),
+        # A past illness's severity is not this illness's ("how bad is it out of 10?").
+        ("past_history", "I have a significant history of Crohn disease diagnosed 2 years ago, which has escalated in severity.",
+         True, set(), {"hpc.severity"}),
         # Being told a diagnosis is not what the patient thinks or fears (ICE).
         ("past_history", "I was diagnosed with influenza recently but did not adhere to the treatment plan provided.",
          True, set(), {"ice.knowledge", "ice.expectations", "ice.ideas"}),

@@ -219,6 +219,10 @@ CATEGORY_TOPICS = {
 # 6): a right topic among the tags for 88% of facts (words only: 76%), recall 0.58 (0.42),
 # precision 0.47 (0.42).
 TAG_MARGIN = 0.12
+# Facts about the present illness; any other (past history, medicines, social, family) speaks
+# to it only as what was tried for it, an earlier episode or what relieves it.
+_ILLNESS_NOW = frozenset({"presenting_complaint", "hpi", "systems_review"})
+_HPC_FROM_BACKGROUND = frozenset({"hpc.treatment_tried", "hpc.previous_episodes", "hpc.relieving"})
 WHEN_TOPICS = ("hpc.onset", "hpc.duration")
 _WHEN = re.compile(
     r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|few|couple of)\s+"
@@ -270,11 +274,11 @@ def tag_fact(
     category's general topic (empty when neither applies: lint then asks an author to look).
     Matched on its words alone without an encoder; with one, also on its meaning. A family history
     fact gets only family topics, and a fact that names no relative none; only an ICE fact gets
-    ideas, concerns and expectations; a presenting complaint is always the main complaint, and
-    its timing, or that of a symptom sharing a word with the `complaint`, also answers when "it"
-    started and how long it has lasted (WHEN_TOPICS, beyond TAG_LIMIT). `vectors` are the
-    encoder's vectors of `fact_texts()`, when the caller encoded many facts at once (much faster
-    than one by one)."""
+    ideas, concerns and expectations, and only a fact about the present illness its course. A
+    presenting complaint is always the main complaint, and its timing, or that of a symptom
+    sharing a word with the `complaint`, also answers when "it" started and how long it has lasted
+    (WHEN_TOPICS, beyond TAG_LIMIT). `vectors` are the encoder's vectors of `fact_texts()`, when
+    the caller encoded many facts at once (much faster than one by one)."""
     tax = taxonomy()
     lexical = suggest_topics(answer, keywords, questions, limit=4)
     if encoder is None:
@@ -302,6 +306,8 @@ def tag_fact(
             continue
         if tid.startswith("ice.") and category != "ice":
             continue  # what the patient thinks, fears or wants: only a fact that says so
+        if tid.startswith("hpc.") and category not in _ILLNESS_NOW and tid not in _HPC_FROM_BACKGROUND:
+            continue  # a past illness's severity is not this one's
         if (family and tid.startswith("fam.")) or (not family and (relatives or not tid.startswith("fam."))):
             kept.append(tid)
     if category == "presenting_complaint":
