@@ -625,3 +625,19 @@ def test_who_came_with_the_patient_is_the_cases_fact_or_nobody(malaria: Case, en
         Encounter(child, None, encoder).act("Who is with you today?").text
         == f"It is just me and {name} today."
     )
+
+
+def test_a_newborns_age_and_a_carers_own_life_are_answered_plainly(encoder) -> None:  # type: ignore[no-untyped-def]
+    """A newborn is "less than a month old", never "0 months old"; asked "are you married?", the
+    carer speaks for herself, not "he is too young for that"."""
+    child = load_case(DEMO_SRC / "cases" / "pneumonia-child-imci.yaml")
+    newborn = child.model_copy(
+        update={"patient": child.patient.model_copy(update={"age_years": 0, "age_months": 0})}
+    )
+    he = "She" if child.patient.sex.value == "female" else "He"
+    assert (
+        Encounter(newborn, None, encoder).act("How old is the baby?").text
+        == f"{he} is less than a month old."
+    )
+    married = Encounter(child, None, encoder).act("Are you married?")
+    assert "too young" not in married.text

@@ -399,6 +399,8 @@ def _age_words(case: Case) -> str:
     p = case.patient
     if p.age_years == 0:
         months = p.age_months or 0
+        if months == 0:
+            return "less than a month"  # a newborn: never "0 months old"
         return f"{months} month{'s' if months != 1 else ''}"
     years = f"{p.age_years} year{'s' if p.age_years != 1 else ''}"
     if p.age_years < 5 and p.age_months:
