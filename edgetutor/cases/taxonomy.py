@@ -146,7 +146,7 @@ def voice(case: Case) -> str:
 
 # What a case (an importer) writes when its source gives no occupation: the patient then answers
 # as for any topic the case does not cover, never "I am a not stated".
-UNSTATED_WORK = frozenset({"", "not stated", "unknown", "not known", "n/a", "none stated"})
+_UNSTATED_WORK = frozenset({"", "not stated", "unknown", "not known", "n/a", "none stated"})
 # Words that describe a state, not a job: "I am unemployed", not "I am an unemployed".
 _WORK_STATES = frozenset({"unemployed", "retired", "self-employed", "disabled", "jobless"})
 
@@ -156,7 +156,7 @@ def work_sentence(case: Case) -> str | None:
     or None when the case does not state it."""
     job = re.sub(r"^(a|an)\s+", "", case.patient.occupation.strip(), flags=re.I).rstrip(".")
     low = job.lower()
-    if low in UNSTATED_WORK:
+    if low in _UNSTATED_WORK:
         return None
     if low.startswith("works "):
         return f"I work {job[6:]}."

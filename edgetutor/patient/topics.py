@@ -219,10 +219,20 @@ CATEGORY_TOPICS = {
 # 6): a right topic among the tags for 88% of facts (words only: 76%), recall 0.58 (0.42),
 # precision 0.47 (0.42).
 TAG_MARGIN = 0.12
+TAG_FLOOR = 0.40
+TAG_LEXICAL_MEANING = 0.42
+TAG_LIMIT = 4
+
+# A fact that names a relative may be about them ("my brother had the same").
+_RELATIVES = re.compile(
+    r"\b(family|relatives?|parents|siblings?|brothers?|sisters?|mother|father|mum|mom|dad|uncles?|aunts?"
+    r"|cousins?|grand(mother|father|parents?)|son|daughter|children|kids|wife|husband|partner)\b"
+)
 # Facts about the present illness; any other (past history, medicines, social, family) speaks
 # to it only as what was tried for it, an earlier episode or what relieves it.
 _ILLNESS_NOW = frozenset({"presenting_complaint", "hpi", "systems_review"})
 _HPC_FROM_BACKGROUND = frozenset({"hpc.treatment_tried", "hpc.previous_episodes", "hpc.relieving"})
+# A symptom's own timing ("for the past 4 weeks", "2 days ago"; not "40 weeks gestation").
 WHEN_TOPICS = ("hpc.onset", "hpc.duration")
 _WHEN = re.compile(
     r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|few|couple of)\s+"
@@ -230,15 +240,6 @@ _WHEN = re.compile(
     r"|\bago\b|\bsince\b|\byesterday\b"
     r"|\b(?:this|last) (?:morning|night|evening|week|month)\b"
 )
-# A fact that names a relative may be about them ("my brother had the same").
-_RELATIVES = re.compile(
-    r"\b(family|relatives?|parents|siblings?|brothers?|sisters?|mother|father|mum|mom|dad|uncles?|aunts?"
-    r"|cousins?|grand(mother|father|parents?)|son|daughter|children|kids|wife|husband|partner)\b"
-)
-TAG_FLOOR = 0.40
-TAG_LEXICAL_MEANING = 0.42
-TAG_LIMIT = 4
-
 
 # Where a fact lists several things ("abdominal pain, diarrhoea and vomiting"), each is matched
 # on its own as well: the whole sentence's meaning is dominated by some of them.

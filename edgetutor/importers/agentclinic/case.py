@@ -18,12 +18,12 @@ from .patient import patient_section, sex_noun
 from .report import CaseImport, RecordError
 from .rubric import build_rubric, coded_items, exam_aliases, test_aliases
 from .speech import PARENT_WORDS
-
-if TYPE_CHECKING:
-    from ...patient.embed import Embedder
 from .tables import DIAGNOSES, FACTS
 from .text import cap, clean, flat_text, lower_first, section_texts, shorten, split_sentences
 from .vitals import parse_vitals
+
+if TYPE_CHECKING:
+    from ...patient.embed import Embedder
 from .voice import CHILD_AGE, Demographics, make_voice, parse_demographics
 
 PACK_ID = "agentclinic-medqa"

@@ -149,6 +149,7 @@ _SIGN = re.compile(
     re.I,
 )
 _GERUNDS = FACTS.gerunds
+# The examiner's framing ("Upon further questioning, the mother recalls that..."): not said.
 _ASKED = re.compile(
     r"^\s*(?:upon|on|when|after)\s+(?:further |direct |specific |more |detailed )?"
     r"(?:questioning|inquiry|enquiry|asked|being asked|review|prompting)(?: of systems)?\s*,\s*",
@@ -206,8 +207,6 @@ class FactBuilder:
         self.add(DraftFact("systems_review", answer, source, kws, negative=True, section=section))
 
     def sentence(self, sentence: str, section_category: str, section: str) -> None:
-        # The examiner's framing is not the patient's: "Upon further questioning, the mother
-        # recalls that..." is said as "I recall that...".
         sentence = _ASKED.sub("", sentence)
         if (
             section_category == "past_history"
