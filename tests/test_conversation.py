@@ -178,6 +178,17 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("I will give you tablets to take twice a day for three days", "plan_explanation"),
         ("goodbye, get well soon", "closing"),
         ("who won the football yesterday?", "off_topic"),
+        # Remarks and interruptions that ask nothing of the patient; questions about the weather's
+        # effect on the patient are history.
+        ("sorry, my phone is ringing", "off_topic"),
+        ("the traffic this morning was terrible", "off_topic"),
+        ("power cut again, no light since morning", "off_topic"),
+        ("someone is calling me, one minute", "off_topic"),
+        ("let me get more gloves from the store room", "off_topic"),
+        ("did you get wet in the rain?", "history"),
+        ("does the heat make the rash worse?", "history"),
+        ("wait, what did you take for the fever?", "history"),
+        ("hold on, let me check your pulse", "examination"),
         ("have your eyes gone yellow?", "history"),
         ("Hello, I'm Dr Musa. What brings you here today?", "history"),
         # A question after a leading phrase, or typed as a request, is still a question.
