@@ -173,3 +173,16 @@ def test_notes_are_kept_but_never_scored_or_spoken(case: Case) -> None:
     for r in enc.turns:
         replayed.replay(r.record())
     assert replayed.notes == enc.notes
+
+
+def test_the_prompt_leaves_out_an_occupation_the_case_does_not_state() -> None:
+    from edgetutor.cases.loader import load_case
+    from edgetutor.patient.prompt import system_prompt
+
+    case = load_case(EXAMPLE_CASE)
+    assert f"a {case.patient.occupation}," in system_prompt(case)
+    unstated = case.model_copy(
+        update={"patient": case.patient.model_copy(update={"occupation": "not stated"})}
+    )
+    prompt = system_prompt(unstated)
+    assert "not stated" not in prompt and f"{case.age_label} years old, and you are unwell." in prompt

@@ -151,12 +151,17 @@ _UNSTATED_WORK = frozenset({"", "not stated", "unknown", "not known", "n/a", "no
 _WORK_STATES = frozenset({"unemployed", "retired", "self-employed", "disabled", "jobless"})
 
 
+def occupation_stated(case: Case) -> bool:
+    """Whether the case says what the patient does for work."""
+    return case.patient.occupation.strip().rstrip(".").lower() not in _UNSTATED_WORK
+
+
 def work_sentence(case: Case) -> str | None:
     """The patient's own words for their occupation ("I am an engineer", "I work at a bank"),
     or None when the case does not state it."""
     job = re.sub(r"^(a|an)\s+", "", case.patient.occupation.strip(), flags=re.I).rstrip(".")
     low = job.lower()
-    if low in _UNSTATED_WORK:
+    if not occupation_stated(case):
         return None
     if low.startswith("works "):
         return f"I work {job[6:]}."

@@ -14,6 +14,7 @@ Raspberry Pi and pull a small model off its facts.
 from __future__ import annotations
 
 from ..cases.schema import Case, Fact
+from ..cases.taxonomy import occupation_stated
 
 
 def speaker(case: Case) -> str:
@@ -32,7 +33,9 @@ def system_prompt(case: Case) -> str:
             f"who is {case.age_label} old and unwell. You answer for {p.name}."
         )
     else:
-        who = f"You are {p.name}, {case.age_label} years old, a {p.occupation}, and you are unwell."
+        # An occupation the case does not state is left out, never "a not stated".
+        job = f" a {p.occupation}," if occupation_stated(case) else ""
+        who = f"You are {p.name}, {case.age_label} years old,{job} and you are unwell."
     return (
         f"{who} You are at a clinic talking to a health worker.\n"
         f"Your manner: {persona.personality}. You speak in {persona.speech_style}. "
