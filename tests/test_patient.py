@@ -10,7 +10,7 @@ from edgetutor.errors import EdgeTutorError
 from edgetutor.language.lexicon import content_terms, edit_distance, has_negation, numbers_in, stem
 from edgetutor.patient.encounter import Encounter, clean_reply, parse_action
 from edgetutor.patient.guard import Guard
-from edgetutor.patient.prompt import messages
+from edgetutor.patient.prompt import messages, system_prompt
 from edgetutor.patient.retrieval import FactIndex
 
 from .conftest import DEMO_SRC, EXAMPLE_CASE
@@ -176,9 +176,6 @@ def test_notes_are_kept_but_never_scored_or_spoken(case: Case) -> None:
 
 
 def test_the_prompt_leaves_out_an_occupation_the_case_does_not_state() -> None:
-    from edgetutor.cases.loader import load_case
-    from edgetutor.patient.prompt import system_prompt
-
     case = load_case(EXAMPLE_CASE)
     assert f"a {case.patient.occupation}," in system_prompt(case)
     unstated = case.model_copy(
