@@ -619,23 +619,19 @@ def test_the_patient_says_what_work_they_do_in_their_own_words(
     assert topic is not None and default_answer(case, topic) == said
 
 
-def test_who_came_with_the_patient_is_the_cases_fact_or_nobody(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
-    """ "Who is with you today?": the case's own answer when it has one, else the patient (or the
-    child's carer) came alone, never "I'm not sure what to say about that"."""
+def test_who_came_with_the_patient_is_the_cases_fact(malaria: Case, encoder) -> None:  # type: ignore[no-untyped-def]
+    """ "Who is with you today?": the case's own answer when it has one. A case that does not say
+    gets the topic's neutral answer, never a symptom and never an invented companion."""
     pph = load_case(DEMO_SRC / "cases" / "postpartum-haemorrhage.yaml")
+    companion = taxonomy().get("env.companion")
+    assert companion is not None
     for asked in ("Who came with you today?", "Did you come alone?", "Is anyone with you?"):
         assert Encounter(pph, None, encoder).act(asked).matched == ["family-social"], asked
         alone = malaria.model_copy(
             update={"facts": [f for f in malaria.facts if "env.companion" not in f.topics]}
         )
-        assert Encounter(alone, None, encoder).act(asked).text == "I came by myself today.", asked
-    child = load_case(DEMO_SRC / "cases" / "pneumonia-child-imci.yaml")
-    child = child.model_copy(update={"facts": [f for f in child.facts if "env.companion" not in f.topics]})
-    name = child.patient.name.split()[0]
-    assert (
-        Encounter(child, None, encoder).act("Who is with you today?").text
-        == f"It is just me and {name} today."
-    )
+        reply = Encounter(alone, None, encoder).act(asked)
+        assert reply.matched == [] and reply.text == default_answer(alone, companion), asked
 
 
 def test_a_newborns_age_and_a_carers_own_life_are_answered_plainly(encoder) -> None:  # type: ignore[no-untyped-def]
