@@ -441,7 +441,6 @@ def fill(template: str, case: Case, utterance: str = "", **extra: str) -> str:
         "name": p.name,
         "first": p.name.split()[0],
         "age": _age_words(case),
-        "work": default_answer(case, work) if (work := taxonomy().get("soc.occupation")) else "",
         "informant": p.informant.name if p.informant else p.name,
         "relation": _relation(case),
         "he": "she" if female else "he",
@@ -451,6 +450,8 @@ def fill(template: str, case: Case, utterance: str = "", **extra: str) -> str:
         "His": "Her" if female else "His",
         "greet_back": _greet_back(utterance),
     } | extra
+    if "{work}" in template and (work := taxonomy().get("soc.occupation")):
+        values["work"] = default_answer(case, work)  # only the work reply needs the topic's answer
     text = template.format(**values)
     return text[0].upper() + text[1:] if text else text
 

@@ -298,8 +298,9 @@ def tag_fact(
         found += [p[0].topic.id for p in parts if p[0].semantic >= TAG_LEXICAL_MEANING]
         found += [m.topic.id for m in whole[:8] if m.score >= max(TAG_FLOOR, best - TAG_MARGIN)]
         found = list(dict.fromkeys(found))
+    said = normalise(answer)
     family = category == "family"
-    relatives = family or bool(_RELATIVES.search(normalise(answer)))
+    relatives = family or bool(_RELATIVES.search(said))
     kept = []
     for tid in found:
         topic = tax.get(tid)
@@ -321,6 +322,6 @@ def tag_fact(
     about_it = category == "presenting_complaint" or (
         category == "hpi" and (not complaint or bool(_own_terms(complaint) & _own_terms(answer)))
     )
-    if about_it and _WHEN.search(normalise(answer)):
+    if about_it and _WHEN.search(said):
         kept += [t for t in WHEN_TOPICS if t not in kept]
     return kept

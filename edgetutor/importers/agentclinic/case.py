@@ -191,8 +191,8 @@ def _convert(
     # Each fact gets its history topics from its own words, so an unscripted question on the same
     # topic finds it (and a topic no fact covers gets the taxonomy's default, never another fact).
     adult = demo.age_years >= 16
-    texts = [fact_texts(f["answer"], f.get("questions", [])) for f in facts]
     # One encoder call for every fact of the record: far faster than one call per fact.
+    texts = [fact_texts(f["answer"], f.get("questions", [])) if encoder else [] for f in facts]
     flat = encoder.encode([t for ts in texts for t in ts]) if encoder is not None and facts else None
     # The complaint's own words (its keywords: not "my main problem is"), for what "it" refers to.
     complaint = " ".join(next((f["keywords"] for f in facts if f["category"] == "presenting_complaint"), []))
