@@ -20,6 +20,7 @@ import socket
 import sqlite3
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -141,6 +142,21 @@ def default_path() -> Path:
     return paths.home() / DB_NAME
 
 
+def _enable_wal(db: Database) -> None:
+    """Switch to WAL. Two processes opening a new database at once can get "database is locked"
+    at once: SQLite skips the busy handler when waiting could deadlock. Retried until the busy
+    timeout, as the busy handler would."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def open_db(path: Path | None = None, sealer: Sealer | None = None) -> Store:
     """Open (creating if needed) the database at `path`, default `home()/edgetutor.db`.
 
@@ -164,7 +180,7 @@ def open_db(path: Path | None = None, sealer: Sealer | None = None) -> Store:
         db = Database(conn, execute_plugins=False)
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA foreign_keys = ON")
-        db.enable_wal()
+        _enable_wal(db)
         # FULL fsyncs the WAL on every commit: a turn survives a power cut, not just a crash.
         db.execute("PRAGMA synchronous = FULL")
         migrated = migrate(db)
