@@ -887,3 +887,99 @@ def test_event_forms_are_the_canonical_bytes_of_any_event(fields: dict[str, Any]
             protocol.event_forms(event)
         return
     assert protocol.event_forms(event) == expected
+
+
+def _rendered(value: Any, separators: tuple[str, str], repeat: str | None) -> bytes:
+    """`value` as JSON text with the given separators; with `repeat`, each object gains that key
+    twice (the text a strict reader must refuse)."""
+    text = json.dumps(value, separators=separators, ensure_ascii=False)
+    if repeat is not None and text.startswith("{") and text != "{}":
+        key = json.dumps(repeat, ensure_ascii=False)
+        text = (
+            "{"
+            + key
+            + separators[1]
+            + "1"
+            + separators[0]
+            + key
+            + separators[1]
+            + "2"
+            + separators[0]
+            + text[1:]
+        )
+    return text.encode("utf-8", "surrogatepass")
+
+
+@given(
+    body=st.one_of(
+        RAW_JSON.filter(lambda b: len(b) < 300_000),
+        st.builds(
+            _rendered,
+            ANY_JSON,
+            st.sampled_from([(",", ":"), (", ", ": "), (",", " : "), (",\n", ":\t"), (",", "\r\n:")]),
+            st.none() | st.text(max_size=6),
+        ),
+    )
+)
+def test_the_hub_reads_json_as_its_strict_parser_does(body: bytes) -> None:
+    """parse_json's fast reader (orjson) gives exactly the strict parser's result: the same data,
+    with the same types (an integer beyond 64 bits stays an integer), or the same refusal."""
+    from edgetutor.hub.ingest import _parse_strict, parse_json
+
+    def read(parse: Callable[[bytes, str], Any]) -> tuple[str, Any]:
+        try:
+            return "ok", parse(body, "body")
+        except HubError as err:
+            return "refused", str(err)
+
+    fast, strict = read(parse_json), read(_parse_strict)
+    assert fast == strict
+    if fast[0] == "ok":
+        assert json.dumps(fast[1], sort_keys=True) == json.dumps(strict[1], sort_keys=True)  # types too
+
+
+@pytest.mark.parametrize(
+    ("raw", "refusal"),
+    [
+        (b'{"a": 1, "b": {"c": 2, "c": 3}}', "the key 'c' appears twice"),
+        (b'{"a" : 1, "a" : 2}', "the key 'a' appears twice"),  # spaced keys: not counted, re-read
+        (b'{"a":"\\":","a":2}', "the key 'a' appears twice"),  # a key's end inside a string
+        (b'{"a":' * 33 + b"1" + b"}" * 33, "nested too deeply"),
+        (b'{"n": 1' + b"0" * 31 + b"}", "a number of 32 digits"),
+    ],
+)
+def test_json_the_fast_reader_would_take_is_refused(raw: bytes, refusal: str) -> None:
+    from edgetutor.hub.ingest import parse_json
+
+    with pytest.raises(HubError, match=refusal):
+        parse_json(raw, "body")
+
+
+def test_json_numbers_keep_their_type_and_value() -> None:
+    from edgetutor.hub.ingest import parse_json
+
+    for raw, value in [
+        (b'{"n": 123456789012345678901234567890}', 123456789012345678901234567890),  # orjson: a float
+        (b'{"n": -9223372036854775809}', -9223372036854775809),
+        (b'{"n": 18446744073709551615}', 18446744073709551615),
+        (b'{"n": 1e19}', 1e19),
+        (b'{"n": 0.1}', 0.1),
+        (b'{"n": "x\\":y"}', 'x":y'),
+    ]:
+        got = parse_json(raw, "body")["n"]
+        assert (got, type(got)) == (value, type(value)), raw
+
+
+def test_event_forms_take_the_fast_path_only_where_it_is_exact() -> None:
+    """A device's ordinary event is serialized by orjson; a float orjson writes otherwise (1e-05),
+    an integer beyond 64 bits, a tuple or NaN goes to the standard encoder, and the bytes are
+    canonical() either way."""
+    event = Device().event()
+    body = {k: v for k, v in event.items() if k not in ("hash", "sig")}
+    assert protocol._orjson_forms(event) == (protocol.canonical(body), protocol.canonical(event))
+    for odd in (1e-05, 2.5e-7, 2**70, (1, 2), float("nan")):
+        changed = {**event, "payload": {**event["payload"], "odd": odd}}
+        assert protocol._orjson_forms(changed) is None, odd
+        if odd == odd:  # NaN: canonical() refuses it, and so does event_forms (tested above)
+            body = {k: v for k, v in changed.items() if k not in ("hash", "sig")}
+            assert protocol.event_forms(changed) == (protocol.canonical(body), protocol.canonical(changed))

@@ -56,6 +56,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -79,6 +80,11 @@ EVENT_FIELDS = ("v", "type", "event_id", "device_id", "seq", "prev", "created", 
 _SORTED_FIELDS = tuple(sorted(EVENT_FIELDS))
 
 
+_orjson_dumps = orjson.dumps
+_SORT_KEYS = orjson.OPT_SORT_KEYS
+_OrjsonError = orjson.JSONEncodeError
+_PLAIN = frozenset((str, int, bool, type(None)))
+
 # One encoder, made once: json.dumps() with these options builds a new one per call.
 _text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -96,14 +102,44 @@ def event_hash(event: dict[str, Any]) -> str:
 
 def event_forms(event: dict[str, Any]) -> tuple[bytes, bytes]:
     """(canonical bytes of the event without `hash` and `sig`, canonical bytes of the whole event),
-    equal to `canonical()` of each, built from one serialization of the payload (the hub's hot
-    path hashes the first and stores the second). `event` must hold exactly EVENT_FIELDS.
+    equal to `canonical()` of each (the hub's hot path hashes the first and stores the second).
+    `event` must hold exactly EVENT_FIELDS.
     Raises TypeError or ValueError for content JSON cannot hold, as `canonical()` does."""
+    fast = _orjson_forms(event)
+    if fast is not None:
+        return fast
     # Each field serialized once (the payload is most of the work), then joined in sorted order.
     parts = {k: f'"{k}":{_text(event[k])}' for k in _SORTED_FIELDS}
     body = "{" + ",".join(parts[k] for k in _SORTED_FIELDS if k not in ("hash", "sig")) + "}"
     whole = "{" + ",".join(parts.values()) + "}"
     return body.encode("utf-8"), whole.encode("utf-8")
+
+
+def _orjson_forms(event: dict[str, Any]) -> tuple[bytes, bytes] | None:
+    """`event_forms` by orjson (half the standard encoder's CPU, this check included), or None where its bytes
+    could differ from `canonical()`. With sorted keys its output is the same for text (every code
+    point, escapes included), key order, integers, true, false and null; it differs only for
+    some floats (1e-05 is "0.00001"), NaN and infinities (null), and types JSON does not have
+    (it writes dates, enums, tuples...; canonical() refuses or converts them). So: every value must
+    be of a JSON type and every float written alike, or the standard encoder decides."""
+    try:
+        whole = _orjson_dumps(event, option=_SORT_KEYS)
+        body = _orjson_dumps({k: v for k, v in event.items() if k not in ("hash", "sig")}, option=_SORT_KEYS)
+    except _OrjsonError:  # an integer beyond 64 bits, a lone surrogate, too deep, another type
+        return None
+    nodes: list[Any] = [event]
+    while nodes:  # not endless: orjson refused a cycle (too deep) above
+        node = nodes.pop()
+        for value in node.values() if type(node) is dict else node:
+            kind = type(value)
+            if kind is dict or kind is list:
+                nodes.append(value)
+            elif kind is float:
+                if _orjson_dumps(value) != repr(value).encode():
+                    return None
+            elif kind not in _PLAIN:
+                return None
+    return body, whole
 
 
 class Verifier:
