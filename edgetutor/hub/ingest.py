@@ -551,29 +551,34 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def json_depth_ok(data: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True if `data` nests at most `limit` lists/objects deep (walked level by level, without
-    recursion: a batch is ~5 levels, so this is a few passes over its containers)."""
-    level = [data] if isinstance(data, dict | list) else []
-    depth = 0
-    while level:
+def _shape(data: Any) -> tuple[int, int, bool]:
+    """(levels of nesting, counted up to MAX_JSON_DEPTH + 1; members of all its objects; whether a
+    float holds a value no 64-bit integer does) of parsed JSON. Walked level by level, without
+    recursion: a batch is ~5 levels, so this is a few passes over its containers."""
+    level = [data] if type(data) is dict or type(data) is list else []
+    huge = type(data) is float and not -INT64 < data < INT64
+    members = depth = 0
+    while level and depth <= MAX_JSON_DEPTH:
         depth += 1
-        if depth > limit:
-            return False
         below: list[Any] = []
         for node in level:
-            for child in node.values() if isinstance(node, dict) else node:
-                if isinstance(child, (dict, list)):
-                    below.append(child)
+            if type(node) is dict:
+                members += len(node)
+            for value in node.values() if type(node) is dict else node:
+                kind = type(value)
+                if kind is dict or kind is list:
+                    below.append(value)
+                elif kind is float and not -INT64 < value < INT64:
+                    huge = True
         level = below
-    return True
+    return depth, members, huge
 
 
 def parse_json(raw: bytes, what: str) -> Any:
     """The JSON in `raw`. Raises HubError 400 for anything but UTF-8 JSON of plain text, finite
     numbers of at most MAX_NUMBER_DIGITS digits, unique keys and at most MAX_JSON_DEPTH levels.
 
-    orjson parses first (a quarter of the CPU of the strict parser below, on every batch); its
+    orjson parses first (a quarter of the strict parser's CPU, on every batch); its
     result is returned only when it is provably the strict parser's (`_same_as_strict`). Anything
     else, refused or merely unusual, is parsed again by the strict parser, which decides and
     words the refusal."""
@@ -602,26 +607,13 @@ def _same_as_strict(data: Any, raw: bytes) -> bool:
     reads as one: sent there to be sure), and as many keys in the text as in the objects. Every
     key ends with `":` in the text (unless spaced, checked first); a `":` inside a string only
     adds to the count, so equal counts mean no key was repeated."""
-    if type(data) is float:
-        return -INT64 < data < INT64
-    level = [data] if type(data) is dict or type(data) is list else []
-    members = depth = 0
-    while level:
-        depth += 1
-        if depth > MAX_JSON_DEPTH:
-            return False
-        below: list[Any] = []
-        for node in level:
-            if type(node) is dict:
-                members += len(node)
-            for value in node.values() if type(node) is dict else node:
-                kind = type(value)
-                if kind is dict or kind is list:
-                    below.append(value)
-                elif kind is float and not -INT64 < value < INT64:
-                    return False
-        level = below
-    return members == raw.count(_KEY_END) and not _SPACED_KEY_END.search(raw)
+    depth, members, huge = _shape(data)
+    return (
+        depth <= MAX_JSON_DEPTH
+        and not huge
+        and members == raw.count(_KEY_END)
+        and not _SPACED_KEY_END.search(raw)
+    )
 
 
 def _parse_strict(raw: bytes, what: str) -> Any:
@@ -644,7 +636,7 @@ def _parse_strict(raw: bytes, what: str) -> Any:
         raise HubError(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)", 400) from err
     except ValueError as err:
         raise HubError(f"{what} is not JSON", 400) from err
-    if not json_depth_ok(data):
+    if _shape(data)[0] > MAX_JSON_DEPTH:
         raise HubError(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)", 400)
     if _SURROGATE.search(raw):
         try:
