@@ -209,6 +209,12 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("can you tell me in your own words how you will take the tablets?", "check_understanding"),
         ("I understand you are frightened for the baby", "empathy"),
         ("TB can be cured, you can go back to work", "reassurance"),
+        # "going to take good care of", "going to look after": reassurance, not an examination.
+        ("we are going to take good care of you here, ok?", "reassurance"),
+        ("I'm going to take good care of your baby", "reassurance"),
+        ("we are going to look after you", "reassurance"),
+        ("I am going to take your temperature, ok?", "consent_exam"),
+        ("we are going to look at your eyes", "examination"),
         ("most children get well with the right medicine", "reassurance"),
         ("the nurse will start the drip now and I will come back", "plan_explanation"),
         ("ok take care, come back if the fever does not settle", "closing"),
