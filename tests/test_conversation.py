@@ -654,3 +654,18 @@ def test_a_newborns_age_and_a_carers_own_life_are_answered_plainly(encoder) -> N
     )
     married = Encounter(child, None, encoder).act("Are you married?")
     assert "too young" not in married.text
+
+
+def test_a_blood_group_question_is_not_answered_with_the_hiv_test(encoder) -> None:  # type: ignore[no-untyped-def]
+    """ "Do you know your blood group?" has its own topic: a case that does not say gets "I don't
+    know my blood group", not the antenatal HIV result that the old 'tests in pregnancy' topic
+    gave; the antenatal tests are still answered from the case."""
+    pph = load_case(DEMO_SRC / "cases" / "postpartum-haemorrhage.yaml")
+    group = taxonomy().get("pmh.blood_group")
+    assert group is not None
+    for asked in ("Do you know your blood group?", "what is your blood group", "are you rhesus negative?"):
+        reply = Encounter(pph, None, encoder).act(asked)
+        assert reply.matched == [] and reply.text == default_answer(pph, group), asked
+    assert Encounter(pph, None, encoder).act("Were you tested for HIV in this pregnancy?").matched == ["hiv"]
+    child = load_case(DEMO_SRC / "cases" / "pneumonia-child-imci.yaml")
+    assert "blood group" in Encounter(child, None, encoder).act("do you know the baby's blood group?").text
