@@ -11,6 +11,7 @@ the CI environment variable is set (CI=true), or HYPOTHESIS_PROFILE to choose.
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import os
@@ -977,6 +978,7 @@ def test_event_forms_take_the_fast_path_only_where_it_is_exact() -> None:
     event = Device().event()
     body = {k: v for k, v in event.items() if k not in ("hash", "sig")}
     assert protocol._orjson_forms(event) == (protocol.canonical(body), protocol.canonical(event))
+    assert protocol._orjson_forms(collections.OrderedDict(event)) is None  # its values go unchecked
     for odd in (1e-05, 2.5e-7, 2**70, (1, 2), float("nan")):
         changed = {**event, "payload": {**event["payload"], "odd": odd}}
         assert protocol._orjson_forms(changed) is None, odd

@@ -116,12 +116,15 @@ def event_forms(event: dict[str, Any]) -> tuple[bytes, bytes]:
 
 
 def _orjson_forms(event: dict[str, Any]) -> tuple[bytes, bytes] | None:
-    """`event_forms` by orjson (half the standard encoder's CPU, this check included), or None where its bytes
-    could differ from `canonical()`. With sorted keys its output is the same for text (every code
-    point, escapes included), key order, integers, true, false and null; it differs only for
-    some floats (1e-05 is "0.00001"), NaN and infinities (null), and types JSON does not have
-    (it writes dates, enums, tuples...; canonical() refuses or converts them). So: every value must
-    be of a JSON type and every float written alike, or the standard encoder decides."""
+    """`event_forms` by orjson (half the standard encoder's CPU, this check included), or None
+    where its bytes could differ from `canonical()`. With sorted keys its output is the same for
+    text (every code point, escapes included), key order, integers, true, false and null; it
+    differs only for some floats (1e-05 is "0.00001"), NaN and infinities (null), and types JSON
+    does not have (it writes dates, enums, tuples, dict subclasses...; canonical() refuses or
+    converts them). So: every value must be of a JSON type and every float written alike, or
+    the standard encoder decides."""
+    if type(event) is not dict:
+        return None
     try:
         whole = _orjson_dumps(event, option=_SORT_KEYS)
         body = _orjson_dumps({k: v for k, v in event.items() if k not in ("hash", "sig")}, option=_SORT_KEYS)
