@@ -214,6 +214,10 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("I'm going to take good care of your baby", "reassurance"),
         ("we are going to look after you", "reassurance"),
         ("we'll take good care of him", "reassurance"),
+        # An exclamation before "sorry" is still sympathy; an interruption is still not.
+        ("oh sorry", "empathy"),
+        ("ayaya sorry mama", "empathy"),
+        ("eh sorry the network is bad", "off_topic"),
         ("how can I help you today?", "history"),
         ("can we help you?", "history"),
         ("I am going to take your temperature, ok?", "consent_exam"),
