@@ -676,3 +676,19 @@ def test_a_blood_group_question_is_not_answered_with_the_hiv_test(encoder) -> No
     assert Encounter(pph, None, encoder).act("Were you tested for HIV in this pregnancy?").matched == ["hiv"]
     child = load_case(DEMO_SRC / "cases" / "pneumonia-child-imci.yaml")
     assert "blood group" in Encounter(child, None, encoder).act("do you know the baby's blood group?").text
+
+
+def test_how_do_you_feel_asks_about_the_illness_and_about_all_this_asks_about_feelings(
+    malaria: Case,
+    encoder,  # type: ignore[no-untyped-def]
+) -> None:
+    """A bare "how do you feel?" in a consultation asks about the illness: the presenting
+    complaint, as "how are you feeling today?" already was. "How do you feel about all this?"
+    asks about feelings (ICE), answered as before."""
+    pc = next(f.id for f in malaria.facts if "hpc.main_complaint" in f.topics)
+    for asked in ("How do you feel?", "how have you been feeling?", "tell me how you are feeling"):
+        assert Encounter(malaria, None, encoder).act(asked).matched == [pc], asked
+    feelings = taxonomy().get("ice.feelings")
+    assert feelings is not None
+    reply = Encounter(malaria, None, encoder).act("How do you feel about all this?")
+    assert reply.matched == [] and reply.text == default_answer(malaria, feelings)
