@@ -233,6 +233,8 @@ def test_defaults_speak_in_the_case_voice(malaria: Case) -> None:
         ("fever is continuous or it comes and goes", "history"),
         ("from where you get drinking water", "history"),
         ("since when is the cough there", "history"),
+        ("at the clinic weighing how many kilos was he", "history"),
+        ("last visit how much weight was she", "history"),
         ("ok see you in 3 days, come earlier if he cannot drink or gets worse", "closing"),
         # Telling the diagnosis with the plan is not "(do) you have malaria?" asked.
         ("You have malaria, we will give you tablets", "plan_explanation"),

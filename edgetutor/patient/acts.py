@@ -191,7 +191,7 @@ _NOT_A_CHOICE = re.compile(
 # number would you give it"): a question word followed by question word order (verb before its
 # subject). "I know how bad it is" keeps statement order and stays a statement.
 _EMBEDDED_QUESTION = re.compile(
-    r"\b(how|what|when|where|which|why|who)( \w+)? (is|are|was|were|do|does|did|would|will|can|could|has|have|had)"
+    r"\b(how|what|when|where|which|why|who)( \w+){0,2} (is|are|was|were|do|does|did|would|will|can|could|has|have|had)"
     r" (you|u|it|the|your|this|that|there|he|she|they)\b"
 )
 _ASKING = re.compile(
