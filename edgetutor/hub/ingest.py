@@ -578,18 +578,15 @@ def parse_json(raw: bytes, what: str) -> Any:
     """The JSON in `raw`. Raises HubError 400 for anything but UTF-8 JSON of plain text, finite
     numbers of at most MAX_NUMBER_DIGITS digits, unique keys and at most MAX_JSON_DEPTH levels.
 
-    orjson parses first (a quarter of the strict parser's CPU, on every batch); its
-    result is returned only when it is provably the strict parser's (`_same_as_strict`). Anything
-    else, refused or merely unusual, is parsed again by the strict parser, which decides and
-    words the refusal."""
+    orjson parses first (a quarter of the strict parser's CPU, on every batch); its result is
+    returned only when it is provably the strict parser's (`_same_as_strict`). Anything else,
+    refused or merely unusual, is parsed again by the strict parser, which decides and words the
+    refusal."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        pass
-    else:
-        if _same_as_strict(data, raw):
-            return data
-    return _parse_strict(raw, what)
+        return _parse_strict(raw, what)
+    return data if _same_as_strict(data, raw) else _parse_strict(raw, what)
 
 
 # A key is its closing quote, then a colon. With JSON whitespace between them, the count below
@@ -605,8 +602,8 @@ def _same_as_strict(data: Any, raw: bytes) -> bool:
     beyond 64 bits as a float, and nests up to 1,024 levels. So: at most MAX_JSON_DEPTH levels, no
     float a 64-bit integer could be (an integer read as a float, or a float the strict parser also
     reads as one: sent there to be sure), and as many keys in the text as in the objects. Every
-    key ends with `":` in the text (unless spaced, checked first); a `":` inside a string only
-    adds to the count, so equal counts mean no key was repeated."""
+    key ends with `":` in the text, unless spaced (such a body is sent to the strict parser); a
+    `":` inside a string only adds to the count, so equal counts mean no key was repeated."""
     depth, members, huge = _shape(data)
     return (
         depth <= MAX_JSON_DEPTH
